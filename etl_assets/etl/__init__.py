@@ -1,0 +1,1 @@
+"""The component classes: plain Python, usable without Dagster."""
