@@ -1,0 +1,159 @@
+"""The ``skype-etl`` command: load exports, run the demo, start the Dagster UI.
+
+Exit codes of ``load``: 0 success, 2 unusable input (one line on stderr naming the
+file and the reason), 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .etl.database import redact_url
+from .etl.errors import EtlError, InvalidExportError
+from .settings import Settings
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILURE = 1
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+def main(verbose: bool) -> None:
+    """Turn Skype export archives into a clean, searchable PostgreSQL archive."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--database-url", envvar="ETL_DATABASE_URL", help="PostgreSQL URL (default: the embedded server).")
+@click.option("--schema", envvar="ETL_SCHEMA", default="skype", show_default=True, help="Warehouse schema.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--batch-size", type=int, default=None, help="Rows per Parquet row group.")
+@click.option("--memory-limit-mb", type=int, default=None, help="Stop with an error past this memory use.")
+def load(
+    paths: tuple[Path, ...],
+    database_url: str | None,
+    schema: str,
+    as_json: bool,
+    batch_size: int | None,
+    memory_limit_mb: int | None,
+) -> None:
+    """Load one or more export files (.tar, .tar.gz, .zip or messages.json)."""
+    from .etl.database import resolve_database_url
+    from .etl.pipeline import ETLPipeline
+
+    settings = Settings.from_env()
+    try:
+        url = resolve_database_url(database_url, home=settings.home)
+        pipeline = ETLPipeline(
+            url,
+            settings.artifacts,
+            schema=schema,
+            batch_size=batch_size or settings.batch_size,
+            memory_limit_mb=memory_limit_mb or settings.memory_limit_mb,
+            max_member_bytes=settings.max_member_bytes,
+            copy_raw=False,
+        )
+        results = [pipeline.run(path) for path in paths]
+    except InvalidExportError as e:
+        click.echo(f"skype-etl: {e}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except EtlError as e:
+        click.echo(f"skype-etl: {_redacted(str(e), database_url)}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except Exception as e:  # noqa: BLE001 - the command reports every failure in one line
+        click.echo(f"skype-etl: {type(e).__name__}: {_redacted(str(e), database_url)}", err=True)
+        sys.exit(EXIT_FAILURE)
+
+    report = {
+        "exports": [r.summary() for r in results],
+        "phases": _merged_phases(results),
+        "database": redact_url(url),
+        "schema": schema,
+    }
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    for export in report["exports"]:
+        state = " (already loaded: nothing changed)" if export["already_loaded"] else ""
+        click.echo(
+            f"{export['path']}: {export['conversations']} conversations, {export['messages']} messages, "
+            f"{export['rejected']} rejected{state}"
+        )
+    for name, phase in report["phases"].items():
+        click.echo(
+            f"  {name:<9} {phase['duration_seconds']:8.2f} s  {phase['messages_per_second']:10.0f} msg/s  "
+            f"peak {phase['peak_rss_mb']:.0f} MB"
+        )
+
+
+def _merged_phases(results) -> dict[str, dict]:
+    """Per phase over all exports: total time, overall throughput, highest peak memory."""
+    merged: dict[str, dict] = {}
+    for result in results:
+        for name, stats in result.phases.items():
+            m = merged.setdefault(name, {"duration_seconds": 0.0, "messages": 0, "peak_rss_mb": 0.0})
+            m["duration_seconds"] += stats.duration_seconds
+            m["messages"] += stats.messages_processed
+            m["peak_rss_mb"] = max(m["peak_rss_mb"], stats.peak_rss_mb)
+    for m in merged.values():
+        seconds = m["duration_seconds"]
+        m["messages_per_second"] = round(m["messages"] / seconds, 1) if seconds else 0.0
+        m["duration_seconds"] = round(seconds, 3)
+    return merged
+
+
+def _redacted(text: str, database_url: str | None) -> str:
+    if database_url:
+        text = text.replace(database_url, redact_url(database_url))
+    return text
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--messages", type=int, default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample(out: Path, messages: int, seed: int) -> None:
+    """Write a generated sample export to OUT (.tar, .tar.gz, .zip or .json)."""
+    from .etl.samples import generate_export
+
+    truth = generate_export(out, messages=messages, seed=seed)
+    click.echo(json.dumps(truth.to_json(), default=str))
+
+
+@main.command()
+@click.option("--messages", type=int, default=3000, show_default=True, help="Messages in the sample export.")
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(messages: int, seed: int) -> None:
+    """Generate a sample export and materialize the whole asset graph for it through Dagster."""
+    from .demo import run_demo
+
+    try:
+        run_demo(Settings.from_env(), messages=messages, seed=seed, echo=click.echo)
+    except EtlError as e:
+        click.echo(f"skype-etl: {e}", err=True)
+        sys.exit(EXIT_FAILURE)
+
+
+@main.command()
+@click.option("--port", type=int, default=3000, show_default=True)
+def dev(port: int) -> None:
+    """Start the Dagster webserver and daemon on 127.0.0.1 (embedded PostgreSQL by default)."""
+    from .defs.instance import apply_instance_env
+
+    settings = Settings.from_env()
+    apply_instance_env(settings)
+    click.echo(f"Inbox: {settings.inbox}  (drop Skype export files here)")
+    click.echo(f"Dagster UI: http://127.0.0.1:{port}")
+    args = ["dagster", "dev", "-m", "etl_assets.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    os.execvp(sys.executable, [sys.executable, "-m", *args])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Dagster definitions, grouped by concern; wired together in ``etl_assets.definitions``."""

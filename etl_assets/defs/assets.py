@@ -1,0 +1,197 @@
+"""The asset graph of one export: inbox file -> raw -> transformed -> warehouse tables.
+
+Bodies stay thin: each calls one phase of :class:`ETLPipeline` and turns its
+statistics into metadata. Large data (archive copies, Parquet, tables) is written by
+the components; only small handles pass through the IO manager.
+"""
+
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from ..etl import schema as s
+from ..etl.errors import InvalidExportError, MemoryLimitExceeded
+from ..etl.extractor import Extractor
+from ..etl.pipeline import RawHandle, TransformedHandle
+from ..etl.transformer import TRANSFORM_VERSION
+from .metadata import phase_metadata, table_spec_metadata
+from .partitions import EXPORT_SUFFIXES, export_stem, sha_prefix, skype_exports
+from .resources import PipelineSettings, PostgresResource
+
+GROUP = "skype"
+WAREHOUSE_SCHEMA_FOR_SPECS = "skype"
+
+inbox_export = dg.AssetSpec(
+    key=dg.AssetKey(["inbox", "skype_export"]),
+    description="An export file dropped into the inbox folder (ETL_INBOX); lineage starts here.",
+    group_name="inbox",
+    partitions_def=skype_exports,
+    kinds={"file"},
+)
+
+retry_policy = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+class RawExportConfig(dg.Config):
+    """Which file a partition is; filled in by the sensor, found by key when empty."""
+
+    path: str | None = Field(default=None, description="Path of the export file for this partition.")
+
+
+def locate_export(partition_key: str, settings: PipelineSettings) -> Path:
+    """Find the file of a partition: in the inbox by name and hash, else in the raw store."""
+    prefix = sha_prefix(partition_key)
+    stem = partition_key[: -len(prefix) - 1]
+    inbox = Path(settings.inbox_dir)
+    if inbox.is_dir():
+        for candidate in sorted(inbox.iterdir()):
+            if candidate.is_file() and candidate.name.lower().endswith(EXPORT_SUFFIXES):
+                if export_stem(candidate.name) == stem:
+                    try:
+                        sha, _ = Extractor(candidate).sha256()
+                    except InvalidExportError:
+                        continue
+                    if sha.startswith(prefix):
+                        return candidate
+    stored = sorted((Path(settings.artifacts_dir) / "raw").glob(f"{prefix}*"))
+    if stored:
+        return stored[0]
+    raise dg.Failure(
+        description=f"no export file for partition {partition_key} in {inbox} or the raw store",
+        allow_retries=False,
+    )
+
+
+def _fail_on_bad_input(error: Exception) -> dg.Failure:
+    """Unusable input and memory limits are permanent: fail at once, no retries."""
+    return dg.Failure(description=str(error), allow_retries=False)
+
+
+@dg.asset(
+    partitions_def=skype_exports,
+    deps=[inbox_export],
+    group_name=GROUP,
+    io_manager_key="handle_io_manager",
+    code_version="1",
+    retry_policy=retry_policy,
+    kinds={"python"},
+)
+def raw_export(
+    context: dg.AssetExecutionContext,
+    config: RawExportConfig,
+    pipeline_settings: PipelineSettings,
+    postgres: PostgresResource,
+) -> dg.Output[RawHandle]:
+    """The export validated end to end and copied into the content-addressed raw store."""
+    path = Path(config.path) if config.path else locate_export(context.partition_key, pipeline_settings)
+    pipeline = pipeline_settings.pipeline(postgres, context.run_id)
+    try:
+        raw, stats = pipeline.extract(path, file_name=path.name)
+    except (InvalidExportError, MemoryLimitExceeded) as e:
+        raise _fail_on_bad_input(e) from None
+    pipeline.record_stats(raw.sha256, [stats])
+    return dg.Output(
+        raw,
+        data_version=dg.DataVersion(raw.sha256),
+        metadata={
+            **phase_metadata(stats),
+            "sha256": raw.sha256,
+            "file_name": raw.file_name,
+            "container": raw.container,
+            "user_id": raw.user_id or "",
+            "export_date": raw.export_date or "",
+            "media_files": raw.media_files,
+            "dagster/uri": raw.path,
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=skype_exports,
+    group_name=GROUP,
+    io_manager_key="handle_io_manager",
+    code_version=TRANSFORM_VERSION,
+    retry_policy=retry_policy,
+    kinds={"python", "parquet"},
+)
+def transformed_export(
+    context: dg.AssetExecutionContext,
+    raw_export: RawHandle,
+    pipeline_settings: PipelineSettings,
+    postgres: PostgresResource,
+) -> dg.Output[TransformedHandle]:
+    """Normalized rows of every table as Parquet, keyed by (sha256, transform version)."""
+    pipeline = pipeline_settings.pipeline(postgres, context.run_id)
+    try:
+        handle, stats = pipeline.transform(raw_export)
+    except (InvalidExportError, MemoryLimitExceeded) as e:
+        raise _fail_on_bad_input(e) from None
+    pipeline.record_stats(raw_export.sha256, [stats])
+    return dg.Output(
+        handle,
+        data_version=dg.DataVersion(f"{handle.sha256}:{handle.transform_version}"),
+        metadata={
+            **phase_metadata(stats),
+            "rows": dg.MetadataValue.json(handle.rows),
+            "by_type": dg.MetadataValue.json(dict(sorted(handle.by_type.items()))),
+            "dagster/uri": handle.directory,
+        },
+    )
+
+
+WAREHOUSE_TABLES = s.ALL_TABLES
+
+
+def table_key(table: s.Table) -> dg.AssetKey:
+    return dg.AssetKey(["skype", table.name])
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            key=table_key(t),
+            description=t.doc,
+            deps=[transformed_export],
+            group_name=GROUP,
+            partitions_def=skype_exports,
+            metadata=table_spec_metadata(t, WAREHOUSE_SCHEMA_FOR_SPECS),
+            kinds={"postgres", "table"},
+            code_version=f"{s.SCHEMA_VERSION}",
+        )
+        for t in WAREHOUSE_TABLES
+    ],
+    ins={"transformed_export": dg.AssetIn(key=transformed_export.key)},
+    partitions_def=skype_exports,
+    retry_policy=retry_policy,
+    name="skype_tables",
+)
+def skype_tables(
+    context: dg.AssetExecutionContext,
+    transformed_export: TransformedHandle,
+    pipeline_settings: PipelineSettings,
+    postgres: PostgresResource,
+):
+    """Publish the export into the warehouse in one transaction; one materialization per table."""
+    pipeline = pipeline_settings.pipeline(postgres, context.run_id)
+    result, stats = pipeline.load(transformed_export)
+    pipeline.record_stats(transformed_export.sha256, [stats])
+    counts = pipeline.loader.table_counts()
+    shared = {
+        **phase_metadata(stats),
+        "export_sha256": transformed_export.sha256,
+        "already_loaded": result.already_loaded,
+        "database": postgres.display_url(),
+    }
+    for table in WAREHOUSE_TABLES:
+        yield dg.MaterializeResult(
+            asset_key=table_key(table),
+            metadata={
+                **shared,
+                **table_spec_metadata(table, postgres.schema_name),
+                "dagster/row_count": counts[table.name],
+                "rows_staged": result.rows_staged.get(table.name, 0),
+                "rows_changed": result.rows_changed.get(table.name, 0),
+            },
+        )

@@ -1,0 +1,67 @@
+"""Resources: the warehouse PostgreSQL and the pipeline settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from ..etl.database import redact_url, resolve_database_url
+from ..etl.pipeline import ETLPipeline
+from ..settings import Settings
+
+
+class PostgresResource(dg.ConfigurableResource):
+    """The warehouse: ``database_url`` (or ``ETL_DATABASE_URL``), else the embedded server under ``home``."""
+
+    database_url: str | None = Field(default=None, description="PostgreSQL URL; empty for the embedded server.")
+    schema_name: str = Field(default="skype", description="Warehouse schema.")
+    home: str = Field(default=".etl_home", description="ETL_HOME of the embedded server.")
+
+    def url(self) -> str:
+        return resolve_database_url(self.database_url, home=self.home)
+
+    def display_url(self) -> str:
+        """The URL without its password, for metadata and logs."""
+        return redact_url(self.url())
+
+
+class PipelineSettings(dg.ConfigurableResource):
+    """Where artifacts go and how big batches are."""
+
+    artifacts_dir: str = Field(description="Raw copies and Parquet datasets.")
+    batch_size: int = Field(default=50_000, description="Rows per Parquet row group.")
+    memory_limit_mb: int | None = Field(default=None, description="Stop with a clear error past this RSS.")
+    max_member_bytes: int | None = Field(default=None, description="Largest messages.json accepted.")
+    inbox_dir: str = Field(description="Folder watched for new exports.")
+
+    def pipeline(self, postgres: PostgresResource, run_id: str) -> ETLPipeline:
+        return ETLPipeline(
+            postgres.url(),
+            Path(self.artifacts_dir),
+            schema=postgres.schema_name,
+            batch_size=self.batch_size,
+            memory_limit_mb=self.memory_limit_mb,
+            max_member_bytes=self.max_member_bytes,
+            run_id=run_id,
+        )
+
+
+def resources_from_settings(settings: Settings) -> dict[str, object]:
+    """The resources for a Definitions object, from environment settings."""
+    from .io_managers import HandleIOManager
+
+    return {
+        "postgres": PostgresResource(
+            database_url=settings.database_url, schema_name=settings.schema, home=str(settings.home)
+        ),
+        "pipeline_settings": PipelineSettings(
+            artifacts_dir=str(settings.artifacts),
+            batch_size=settings.batch_size,
+            memory_limit_mb=settings.memory_limit_mb,
+            max_member_bytes=settings.max_member_bytes,
+            inbox_dir=str(settings.inbox),
+        ),
+        "handle_io_manager": HandleIOManager(root=settings.handles_url),
+    }

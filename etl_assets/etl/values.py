@@ -1,0 +1,134 @@
+"""Lenient parsing of the scalar fields of an export: times, numbers, ids.
+
+Each function takes whatever JSON gave (a string, a number, null, or something
+unexpected) and returns a clean value or ``None``; none of them raises.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INT64_MAX = (1 << 63) - 1
+_PREFIXED = re.compile(r"^(?:\d+|guest):")
+_MIN_EPOCH_MS = -62_135_596_800_000  # 0001-01-01
+_MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31
+
+
+def parse_iso_time(value: object) -> datetime | None:
+    """An ISO 8601 time (``Z`` or offset, 0-7 fraction digits) as aware UTC; naive means UTC."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_epoch_ms(value: object) -> datetime | None:
+    """Epoch milliseconds (number or numeric string) as aware UTC."""
+    number = parse_int(value)
+    if number is None or not _MIN_EPOCH_MS <= number <= _MAX_EPOCH_MS:
+        return None
+    return datetime.fromtimestamp(number / 1000, UTC)
+
+
+def parse_int(value: object) -> int | None:
+    """An integer from an int, an integral float (``1594056032575.0``) or a numeric string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -_INT64_MAX <= value <= _INT64_MAX else None
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        return parse_int(int(value))
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return parse_int(int(text))
+        except ValueError:
+            try:
+                return parse_int(float(text))
+            except (ValueError, OverflowError):
+                return None
+    return None
+
+
+def parse_bool(value: object) -> bool | None:
+    """A boolean from JSON booleans or the strings ``"true"``/``"True"``/``"false"``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1"):
+            return True
+        if lowered in ("false", "0"):
+            return False
+    return None
+
+
+def json_value(value: object) -> object:
+    """A JSON value that may arrive as a JSON string (``emotions``, ``urlpreviews``, ``callLog``)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("[", "{"):
+            try:
+                return json.loads(text)
+            except ValueError:
+                return None
+        return None
+    return value
+
+
+def normalize_person_id(value: object) -> str | None:
+    """A person id in its canonical form: URL form resolved, the ``8:`` prefix added when missing."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if "/contacts/" in text:
+        text = text.rsplit("/contacts/", 1)[1]
+    if not _PREFIXED.match(text):
+        text = "8:" + text
+    return text
+
+
+def conversation_kind(conversation_id: str) -> str:
+    """``group``, ``bot``, ``special`` or ``one_to_one``, from the id prefix."""
+    if conversation_id.startswith("19:"):
+        return "group"
+    if conversation_id.startswith("28:"):
+        return "bot"
+    if conversation_id.startswith("48:"):
+        return "special"
+    return "one_to_one"
+
+
+def storable_text(value: str) -> bool:
+    """Whether PostgreSQL can store the string: no NUL and no unpaired surrogate."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def to_json(value: object) -> str | None:
+    """Compact JSON text of a value, or ``None`` for JSON null."""
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def escaped_json(value: object) -> str:
+    """JSON text with every non-ASCII character escaped: storable whatever the value holds."""
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), default=str)

@@ -1,0 +1,58 @@
+"""Settings read from the environment, shared by the command and the Dagster definitions.
+
+| variable | default | meaning |
+|---|---|---|
+| ``ETL_HOME`` | ``.etl_home`` | embedded PostgreSQL, Dagster instance, artifacts, inbox |
+| ``ETL_INBOX`` | ``$ETL_HOME/inbox`` | folder watched for new exports |
+| ``ETL_ARTIFACTS`` | ``$ETL_HOME/artifacts`` | raw copies, Parquet datasets, handles |
+| ``ETL_HANDLES_URL`` | ``$ETL_ARTIFACTS/handles`` | where the IO manager keeps handles (path or URL) |
+| ``ETL_DATABASE_URL`` | embedded server | warehouse PostgreSQL |
+| ``ETL_SCHEMA`` | ``skype`` | warehouse schema |
+| ``ETL_BATCH_SIZE`` | ``50000`` | rows per Parquet row group |
+| ``ETL_MEMORY_LIMIT_MB`` | none | stop with a clear error past this RSS |
+| ``ETL_MAX_MEMBER_BYTES`` | none | largest ``messages.json`` accepted |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int_env(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    inbox: Path
+    artifacts: Path
+    handles_url: str
+    database_url: str | None
+    schema: str
+    batch_size: int
+    memory_limit_mb: int | None
+    max_member_bytes: int | None
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(os.environ.get("ETL_HOME") or ".etl_home").expanduser().absolute()
+        artifacts = Path(os.environ.get("ETL_ARTIFACTS") or home / "artifacts").expanduser().absolute()
+        return cls(
+            home=home,
+            inbox=Path(os.environ.get("ETL_INBOX") or home / "inbox").expanduser().absolute(),
+            artifacts=artifacts,
+            handles_url=os.environ.get("ETL_HANDLES_URL") or str(artifacts / "handles"),
+            database_url=os.environ.get("ETL_DATABASE_URL") or None,
+            schema=os.environ.get("ETL_SCHEMA") or "skype",
+            batch_size=_int_env("ETL_BATCH_SIZE") or 50_000,
+            memory_limit_mb=_int_env("ETL_MEMORY_LIMIT_MB"),
+            max_member_bytes=_int_env("ETL_MAX_MEMBER_BYTES"),
+        )
