@@ -141,6 +141,21 @@ def demo(messages: int, seed: int) -> None:
         sys.exit(EXIT_FAILURE)
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def psql(psql_args: tuple[str, ...]) -> None:
+    """Open psql on the warehouse (the bundled one for the embedded server)."""
+    import shutil
+
+    from .etl.database import psql_executable, resolve_database_url
+
+    settings = Settings.from_env()
+    url = resolve_database_url(settings.database_url, home=settings.home)
+    executable = psql_executable() if not settings.database_url else shutil.which("psql") or psql_executable()
+    env = {**os.environ, "PGOPTIONS": f"-csearch_path={settings.schema},public"}
+    os.execve(executable, [executable, url, *psql_args], env)
+
+
 @main.command()
 @click.option("--port", type=int, default=3000, show_default=True)
 def dev(port: int) -> None:

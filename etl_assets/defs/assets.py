@@ -86,7 +86,7 @@ def raw_export(
 ) -> dg.Output[RawHandle]:
     """The export validated end to end and copied into the content-addressed raw store."""
     path = Path(config.path) if config.path else locate_export(context.partition_key, pipeline_settings)
-    pipeline = pipeline_settings.pipeline(postgres, context.run_id)
+    pipeline = pipeline_settings.pipeline(postgres, context.run.run_id)
     try:
         raw, stats = pipeline.extract(path, file_name=path.name)
     except (InvalidExportError, MemoryLimitExceeded) as e:
@@ -123,7 +123,7 @@ def transformed_export(
     postgres: PostgresResource,
 ) -> dg.Output[TransformedHandle]:
     """Normalized rows of every table as Parquet, keyed by (sha256, transform version)."""
-    pipeline = pipeline_settings.pipeline(postgres, context.run_id)
+    pipeline = pipeline_settings.pipeline(postgres, context.run.run_id)
     try:
         handle, stats = pipeline.transform(raw_export)
     except (InvalidExportError, MemoryLimitExceeded) as e:
@@ -174,7 +174,7 @@ def skype_tables(
     postgres: PostgresResource,
 ):
     """Publish the export into the warehouse in one transaction; one materialization per table."""
-    pipeline = pipeline_settings.pipeline(postgres, context.run_id)
+    pipeline = pipeline_settings.pipeline(postgres, context.run.run_id)
     result, stats = pipeline.load(transformed_export)
     pipeline.record_stats(transformed_export.sha256, [stats])
     counts = pipeline.loader.table_counts()

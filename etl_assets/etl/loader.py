@@ -47,6 +47,7 @@ class LoadResult:
     conversations: int
     messages: int
     rejected: int
+    by_type: dict[str, int] = field(default_factory=dict)
     rows_staged: dict[str, int] = field(default_factory=dict)
     rows_changed: dict[str, int] = field(default_factory=dict)
     already_loaded: bool = False
@@ -59,12 +60,14 @@ class DatabaseError(EtlError):
 class Loader:
     """Creates and migrates the warehouse schema and publishes transformed exports."""
 
-    def __init__(self, database_url: str, schema: str = "skype") -> None:
+    def __init__(self, database_url: str, schema: str = "skype", *, text_search_config: str = "simple") -> None:
         self.database_url = database_url
         self.schema = schema
+        self.text_search_config = text_search_config
         self.staging_schema = f"{schema}_staging"
         self._schema_sql = sql.Identifier(schema)
         self._staging_sql = sql.Identifier(self.staging_schema)
+        self._migrated = False
 
     @contextmanager
     def connect(self) -> Iterator[psycopg.Connection]:
@@ -80,26 +83,35 @@ class Loader:
 
     # -- schema -------------------------------------------------------------------
 
+    def ensure_schema(self) -> None:
+        """``migrate`` once per Loader."""
+        if not self._migrated:
+            self.migrate()
+
     def migrate(self) -> None:
         """Create the schema, tables and indexes if missing (under an advisory lock)."""
+        self._migrated = True
         with self.connect() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             for name in (self._schema_sql, self._staging_sql):
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
             for table in s.ALL_TABLES:
-                conn.execute(s.create_table_sql(table, self._schema_sql.as_string(conn)).encode())
+                ddl = s.create_table_sql(table, self._schema_sql.as_string(conn), tsconfig=self.text_search_config)
+                conn.execute(ddl.encode())
                 for column in table.indexes:
                     conn.execute(
-                        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} ({})").format(
+                        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} USING {} ({})").format(
                             sql.Identifier(f"{table.name}_{column}_idx"),
                             self._schema_sql,
                             sql.Identifier(table.name),
+                            sql.SQL(s.index_method(table, column)),
                             sql.Identifier(column),
                         )
                     )
 
     def table_counts(self) -> dict[str, int]:
         """Row counts of every warehouse table."""
+        self.ensure_schema()
         with self.connect() as conn:
             return {
                 t.name: conn.execute(
@@ -112,7 +124,7 @@ class Loader:
 
     def load(self, parquet_dir: str | Path, export: ExportInfo) -> LoadResult:
         """Stage every table of ``parquet_dir`` and publish it in one transaction."""
-        self.migrate()
+        self.ensure_schema()
         parquet_dir = Path(parquet_dir)
         tag = export.sha256[:16]
         staged: dict[str, int] = {}
@@ -160,17 +172,20 @@ class Loader:
                 count += max(cur.rowcount, 0)
             changed[table.name] = count
         cur.execute(_fill_one_to_one_names(self._schema_sql))
-        counts = cur.execute(
-            sql.SQL(
-                "SELECT (SELECT count(DISTINCT conversation_id) FROM {c}), "
-                "(SELECT count(*) FROM (SELECT DISTINCT conversation_id, message_id FROM {m}) d), "
-                "(SELECT count(*) FROM {r})"
-            ).format(
-                c=self._staging_table(s.CONVERSATIONS, tag),
-                m=self._staging_table(s.MESSAGES, tag),
-                r=self._staging_table(s.REJECTED_RECORDS, tag),
+        by_type = dict(
+            cur.execute(
+                sql.SQL(
+                    "SELECT message_type, count(*) FROM (SELECT DISTINCT ON (conversation_id, message_id) message_type "
+                    "FROM {m} ORDER BY {order}) d GROUP BY 1 ORDER BY 1"
+                ).format(m=self._staging_table(s.MESSAGES, tag), order=_FINAL_COPY_ORDER)
+            ).fetchall()
+        )
+        conversations, rejected = cur.execute(
+            sql.SQL("SELECT (SELECT count(DISTINCT conversation_id) FROM {c}), (SELECT count(*) FROM {r})").format(
+                c=self._staging_table(s.CONVERSATIONS, tag), r=self._staging_table(s.REJECTED_RECORDS, tag)
             )
         ).fetchone()
+        counts = (conversations, sum(by_type.values()), rejected)
         cur.execute(
             sql.SQL(
                 "INSERT INTO {}.exports (sha256, file_name, user_id, export_date, bytes, conversations, messages, rejected) "
@@ -182,7 +197,7 @@ class Loader:
         for table in s.TRANSFORMED_TABLES:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._staging_table(table, tag)))
         conn.commit()
-        return LoadResult(counts[0], counts[1], counts[2], rows_changed=changed, already_loaded=already)
+        return LoadResult(*counts, by_type=by_type, rows_changed=changed, already_loaded=already)
 
     def name_owner(self, person_id: str, display_name: str) -> None:
         """Give the export owner a display name where the export had none."""
@@ -198,6 +213,7 @@ class Loader:
         """Append phase statistics rows to ``etl_phase_stats`` (same run and phase: replaced)."""
         if not rows:
             return
+        self.ensure_schema()
         names = [c.name for c in s.PHASE_STATS.columns if c.name != "recorded_at"]
         statement = sql.SQL(
             "INSERT INTO {}.etl_phase_stats ({}) VALUES ({}) ON CONFLICT (export_sha256, run_id, phase) DO UPDATE SET {}"
@@ -224,6 +240,12 @@ def _target(loader: Loader, table: s.Table) -> sql.Composed:
     return sql.SQL("{}.{}").format(loader._schema_sql, sql.Identifier(table.name))
 
 
+_FINAL_COPY_ORDER = sql.SQL(
+    "conversation_id, message_id, version DESC, server_generated ASC, length(content_raw) DESC NULLS LAST"
+)
+"""Which copy of a message wins inside one export: highest version, then a real copy over a server-generated one."""
+
+
 def _merge_message(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
     names = table.column_names
     keys = table.primary_key
@@ -233,12 +255,12 @@ def _merge_message(loader: Loader, table: s.Table, staging: sql.Composed) -> lis
     return [
         sql.SQL(
             "WITH src AS (SELECT DISTINCT ON (conversation_id, message_id) {cols} FROM {stg} "
-            "ORDER BY conversation_id, message_id, version DESC, server_generated ASC, length(content_raw) DESC NULLS LAST), "
+            "ORDER BY {order}), "
             "up AS (INSERT INTO {tgt} AS t ({cols}) SELECT {cols} FROM src "
             "ON CONFLICT (conversation_id, message_id) DO UPDATE SET {updates} WHERE t.version < EXCLUDED.version "
             "RETURNING conversation_id, message_id, version) "
             "INSERT INTO changed_messages SELECT * FROM up"
-        ).format(cols=_cols(names), stg=staging, tgt=_target(loader, table), updates=updates)
+        ).format(cols=_cols(names), stg=staging, tgt=_target(loader, table), updates=updates, order=_FINAL_COPY_ORDER)
     ]
 
 

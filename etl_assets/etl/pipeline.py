@@ -82,7 +82,7 @@ class ExportResult:
             "conversations": self.load.conversations,
             "messages": self.load.messages,
             "rejected": self.load.rejected,
-            "by_type": dict(sorted(self.transformed.by_type.items())),
+            "by_type": self.load.by_type,
             "already_loaded": self.load.already_loaded,
         }
 
@@ -116,10 +116,10 @@ class ETLPipeline:
     def extract(self, path: str | Path, *, file_name: str | None = None) -> tuple[RawHandle, PhaseStats]:
         """Validate the export by reading all of it, and keep a content-addressed copy."""
         with self.monitor, self.tracker.phase("extract") as stats:
-            extractor = Extractor(path, name=file_name or str(path), max_member_bytes=self.max_member_bytes)
+            extractor = Extractor(path, max_member_bytes=self.max_member_bytes)
             if self.copy_raw:
                 stored, sha, size = extractor.copy_to(self.artifacts_dir / "raw")
-                extractor = Extractor(stored, name=file_name or str(path), max_member_bytes=self.max_member_bytes)
+                extractor = Extractor(stored, name=str(path), max_member_bytes=self.max_member_bytes)
                 sha_size = (sha, size)
             else:
                 stored, sha_size = Path(path), extractor.sha256()

@@ -1,0 +1,102 @@
+"""Shared fixtures: a real PostgreSQL per test session, a fresh schema per test, generated exports.
+
+By default the session starts the embedded PostgreSQL in a temporary ETL_HOME. With
+``ETL_TEST_DATABASE_URL`` set (for example ``postgresql://postgres@127.0.0.1:5432/test``)
+the tests run against that server instead, in a database they create and drop.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from etl_assets.etl.database import start_embedded, stop_embedded
+from etl_assets.etl.loader import Loader
+from etl_assets.etl.samples import ExportTruth, generate_export
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server URL with another database name."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """Admin URL of the PostgreSQL server under test."""
+    external = os.environ.get("ETL_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    # Not under pytest's basetemp: pytest prunes old basetemps while a server may still use one.
+    home = Path(tempfile.mkdtemp(prefix="skype-etl-test-"))
+    try:
+        yield start_embedded(home)
+    finally:
+        stop_embedded(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    """A database created for this test session and dropped after it."""
+    name = f"skype_etl_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield _with_database(server_url, name)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def schema(database_url: str) -> Iterator[str]:
+    """A unique warehouse schema for one test, dropped after it."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    yield name
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for s in (name, f"{name}_staging"):
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(s)))
+
+
+@pytest.fixture
+def loader(database_url: str, schema: str) -> Loader:
+    return Loader(database_url, schema)
+
+
+@pytest.fixture(scope="session")
+def small_export(tmp_path_factory: pytest.TempPathFactory) -> ExportTruth:
+    """A generated export with every type and quirk, a few bad records, as a .tar."""
+    return generate_export(tmp_path_factory.mktemp("exports") / "8_live_small_export.tar", messages=600, seed=11, bad_records=4)
+
+
+def table_checksums(database_url: str, schema: str) -> dict[str, str]:
+    """An ordered checksum of every row of every warehouse table (bookkeeping times excluded)."""
+    from etl_assets.etl import schema as s
+
+    out: dict[str, str] = {}
+    with psycopg.connect(database_url) as conn:
+        for table in s.TRANSFORMED_TABLES + (s.EXPORTS,):
+            columns = [c.name for c in table.columns if c.name != "loaded_at"]
+            query = sql.SQL("SELECT md5(string_agg(row_text, '|' ORDER BY row_text)) FROM (SELECT ROW({}){} AS row_text FROM {}.{}) r").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                sql.SQL("::text"),
+                sql.Identifier(schema),
+                sql.Identifier(table.name),
+            )
+            out[table.name] = conn.execute(query).fetchone()[0] or ""
+    return out
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that touches PostgreSQL as ``db`` (CI runs those against a second server)."""
+    for item in items:
+        if {"server_url", "database_url"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.db)

@@ -1,0 +1,98 @@
+"""The Dagster definitions: they load, and the whole graph materializes an export into PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from etl_assets.defs.partitions import partition_key_for, skype_exports
+from etl_assets.definitions import build_definitions
+from etl_assets.etl import schema as s
+from etl_assets.etl.extractor import Extractor
+from etl_assets.etl.loader import Loader
+
+from .dagster_helpers import settings_for_test
+
+
+def test_definitions_load_with_the_expected_graph(tmp_path: Path) -> None:
+    from etl_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"inbox/skype_export", "raw_export", "transformed_export"} <= keys
+    assert {f"skype/{t.name}" for t in s.ALL_TABLES} <= keys
+    assert graph.get(dg.AssetKey("raw_export")).parent_keys == {dg.AssetKey(["inbox", "skype_export"])}
+    assert graph.get(dg.AssetKey(["skype", "messages"])).parent_keys == {dg.AssetKey("transformed_export")}
+    assert defs.resolve_sensor_def("new_export_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    meta = graph.get(dg.AssetKey(["skype", "messages"])).metadata
+    assert [c.name for c in meta["dagster/column_schema"].columns] == s.MESSAGES.column_names
+
+
+def _materialize(settings, instance, path: Path) -> tuple[str, dg.ExecuteInProcessResult]:
+    sha, _ = Extractor(path).sha256()
+    key = partition_key_for(path.name, sha)
+    instance.add_dynamic_partitions(skype_exports.name, [key])
+    job = build_definitions(settings).resolve_job_def("load_skype_export")
+    result = job.execute_in_process(
+        partition_key=key,
+        instance=instance,
+        run_config={"ops": {"raw_export": {"config": {"path": str(path)}}}},
+        raise_on_error=False,
+    )
+    return key, result
+
+
+def test_whole_graph_materializes_with_counts_equal_to_truth(tmp_path: Path, database_url: str, schema: str, small_export) -> None:
+    settings = settings_for_test(tmp_path, database_url, schema)
+    with dg.instance_for_test() as instance:
+        key, result = _materialize(settings, instance, small_export.path)
+        assert result.success
+        materializations = {
+            m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()
+        }
+        raw = materializations["raw_export"].materialization.metadata
+        assert raw["extract/messages_processed"].value == small_export.message_records + small_export.rejected
+        assert "transform/messages_per_second" in materializations["transformed_export"].materialization.metadata
+        messages = materializations["skype/messages"].materialization.metadata
+        assert messages["dagster/row_count"].value == small_export.messages
+        assert messages["dagster/table_name"].value == f"{schema}.messages"
+        assert "load/duration_seconds" in messages
+        for table in s.ALL_TABLES:
+            assert f"skype/{table.name}" in materializations
+        counts = Loader(database_url, schema).table_counts()
+        assert counts["messages"] == small_export.messages
+        assert counts["conversations"] == small_export.conversations
+        for table, expected in small_export.rows.items():
+            if table in counts:
+                assert counts[table] == expected, table
+        assert counts["etl_phase_stats"] == 3
+        handle = json.loads((Path(settings.handles_url) / "transformed_export" / f"{key}.json").read_text())
+        assert handle["type"] == "TransformedHandle"
+        assert handle["value"]["sha256"].startswith(key.rsplit("-", 1)[1])
+
+
+def test_bad_input_fails_the_raw_asset_with_the_reason(tmp_path: Path, database_url: str, schema: str) -> None:
+    settings = settings_for_test(tmp_path, database_url, schema)
+    bad = tmp_path / "broken_export.tar"
+    bad.write_text('{"userId": "8:live:me", "conversations": [{"id": ')
+    with dg.instance_for_test() as instance:
+        _, result = _materialize(settings, instance, bad)
+        assert not result.success
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        assert failure.step_key == "raw_export"
+        assert "truncated JSON" in failure.step_failure_data.user_failure_data.description
+        assert str(bad) in failure.step_failure_data.user_failure_data.description
+    loader = Loader(database_url, schema)
+    loader.migrate()
+    assert loader.table_counts()["messages"] == 0
+
+
+def test_partition_keys_are_stable_and_safe() -> None:
+    sha = "0123456789abcdef" * 4
+    key = partition_key_for("8_live_Jane Doe's export (2).TAR.gz", sha)
+    assert key == "8_live_jane_doe_s_export_2-01234567"
+    assert partition_key_for("8_live_Jane Doe's export (2).TAR.gz", sha) == key
+    assert partition_key_for("../../etc/passwd", sha) == "passwd-01234567"

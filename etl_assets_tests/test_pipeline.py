@@ -1,0 +1,56 @@
+"""ETLPipeline and the compat interface: phases, statistics, caching and the memory guard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from etl_assets.etl.compat import SkypeETLPipeline, db_config_to_url
+from etl_assets.etl.errors import MemoryLimitExceeded
+from etl_assets.etl.pipeline import ETLPipeline
+
+
+def test_run_reports_each_phase(database_url: str, schema: str, small_export, tmp_path: Path) -> None:
+    pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema)
+    result = pipeline.run(small_export.path)
+    assert set(result.phases) == {"extract", "transform", "load"}
+    extract = result.phases["extract"]
+    assert extract.messages_total == extract.messages_processed > 0
+    assert extract.bytes_read == small_export.path.stat().st_size
+    for stats in result.phases.values():
+        assert stats.duration_seconds > 0
+        assert stats.peak_rss_mb > 10
+    assert result.summary()["messages"] == small_export.messages
+    assert result.summary()["by_type"] == dict(sorted(small_export.by_type.items()))
+    assert (tmp_path / "artifacts" / "raw" / f"{result.raw.sha256}.tar").is_file()
+
+
+def test_transform_is_reused_for_the_same_input_and_code(database_url: str, schema: str, small_export, tmp_path: Path) -> None:
+    pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema)
+    raw, _ = pipeline.extract(small_export.path)
+    first, _ = pipeline.transform(raw)
+    marker = Path(first.directory) / "messages.parquet"
+    mtime = marker.stat().st_mtime_ns
+    second, _ = pipeline.transform(raw)
+    assert second == first
+    assert marker.stat().st_mtime_ns == mtime
+
+
+def test_memory_limit_stops_with_a_clear_error(database_url: str, schema: str, small_export, tmp_path: Path) -> None:
+    pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema, memory_limit_mb=1)
+    with pytest.raises(MemoryLimitExceeded, match="memory_limit_mb"):
+        pipeline.run(small_export.path)
+
+
+def test_compat_interface_returns_the_old_summary(database_url: str, schema: str, small_export, tmp_path: Path) -> None:
+    result = SkypeETLPipeline(db_config=database_url, output_dir=tmp_path / "out", schema=schema).run_pipeline(
+        file_path=str(small_export.path), is_tar=True, user_display_name="Demo Owner"
+    )
+    assert result["message_count"] == small_export.messages
+    assert result["conversations"] == small_export.conversations
+
+
+def test_db_config_dict_becomes_a_url() -> None:
+    url = db_config_to_url({"host": "db", "port": 5433, "dbname": "skype", "user": "etl", "password": "p@ss word"})
+    assert url == "postgresql://etl:p%40ss%20word@db:5433/skype"

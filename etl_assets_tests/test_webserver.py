@@ -1,0 +1,135 @@
+"""Smoke test of the product as users run it: ``dagster dev`` on a PostgreSQL-backed instance.
+
+Starts the webserver and daemon, reads ``/server_info``, adds a partition and launches the
+export job through GraphQL, and waits for the run to succeed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from etl_assets.defs.instance import ensure_instance
+from etl_assets.defs.partitions import partition_key_for
+from etl_assets.etl.extractor import Extractor
+from etl_assets.etl.loader import Loader
+
+from .dagster_helpers import settings_for_test
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+def _graphql(base: str, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(f"{base}/graphql", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        document = json.loads(response.read())
+    assert "errors" not in document, document["errors"]
+    return document["data"]
+
+
+@pytest.fixture
+def dagster_dev(tmp_path: Path, database_url: str, schema: str):
+    settings = settings_for_test(tmp_path, database_url, schema)
+    env = {
+        **os.environ,
+        **ensure_instance(settings),
+        "ETL_DATABASE_URL": database_url,
+        "ETL_SCHEMA": schema,
+        "ETL_INBOX": str(settings.inbox),
+        "ETL_ARTIFACTS": str(settings.artifacts),
+    }
+    port = _free_port()
+    log = open(tmp_path / "dagster_dev.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "dev", "-m", "etl_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                info = json.loads(_get(f"{base}/server_info"))
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError((tmp_path / "dagster_dev.log").read_text()[-3000:])
+                time.sleep(1)
+        yield base, info, settings
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_webserver_runs_an_export_launched_through_graphql(dagster_dev, database_url: str, schema: str, small_export) -> None:
+    base, info, settings = dagster_dev
+    assert "dagster_webserver_version" in info
+
+    repos = _graphql(base, "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }")
+    repo = repos["repositoriesOrError"]["nodes"][0]
+    selector = {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"]}
+
+    sha, _ = Extractor(small_export.path).sha256()
+    key = partition_key_for(small_export.path.name, sha)
+    added = _graphql(
+        base,
+        """mutation($selector: RepositorySelector!, $key: String!) {
+             addDynamicPartition(repositorySelector: $selector, partitionsDefName: "skype_exports", partitionKey: $key) {
+               __typename ... on PythonError { message } } }""",
+        {"selector": selector, "key": key},
+    )
+    assert added["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess", added
+
+    launched = _graphql(
+        base,
+        """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+             __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+             ... on RunConfigValidationInvalid { errors { message } } } }""",
+        {
+            "params": {
+                "selector": {**selector, "jobName": "load_skype_export"},
+                "runConfigData": {"ops": {"raw_export": {"config": {"path": str(small_export.path)}}}},
+                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": key}]},
+            }
+        },
+    )
+    assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["launchRun"]["run"]["runId"]
+
+    deadline = time.monotonic() + 300
+    status = None
+    while time.monotonic() < deadline:
+        status = _graphql(base, '{ runOrError(runId: "%s") { ... on Run { status } } }' % run_id)["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    assert status == "SUCCESS"
+    assert Loader(database_url, schema).table_counts()["messages"] == small_export.messages
