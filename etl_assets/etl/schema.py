@@ -280,7 +280,7 @@ CALL_PARTICIPANTS = _child(
 THREAD_EVENTS = _child(
     "thread_events",
     "Membership and settings changes in group chats (`ThreadActivity/*`).",
-    Column("event_type", "text", "member_added, member_removed, member_left, topic_changed, ...", nullable=False),
+    Column("event_type", "text", "member_added, member_joined, member_removed, member_left, topic_changed, ...", nullable=False),
     Column("event_at", "timestamptz", "`eventtime`."),
     Column("initiator", "text", "Who made the change."),
     Column("targets", "jsonb", "Who it applies to (list of ids)."),

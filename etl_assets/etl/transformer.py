@@ -278,7 +278,7 @@ class _ExportState:
             self.person(initiator)
             for target in targets:
                 self.person(target)
-                if e.event_type == "member_added":
+                if e.event_type in ("member_added", "member_joined"):
                     self.member(cid, target, "event")
             sinks["thread_events"].add(
                 (*key, e.event_type, e.event_at, initiator, to_json(targets), e.value, e.role, version)
