@@ -35,7 +35,10 @@ def run_demo(settings: Settings, *, messages: int, seed: int, echo: Callable[[st
     result = job.execute_in_process(
         partition_key=key,
         instance=instance,
-        run_config={"ops": {"raw_export": {"config": {"path": str(path)}}}},
+        run_config={
+            "ops": {"raw_export": {"config": {"path": str(path)}}},
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        },
         raise_on_error=False,
     )
     if not result.success:
@@ -64,7 +67,8 @@ def run_demo(settings: Settings, *, messages: int, seed: int, echo: Callable[[st
     for sent_at, sender, conversation, text in rows:
         echo(f"  {sent_at:%Y-%m-%d %H:%M}  {sender} in {conversation}: {text}")
     echo(
-        "\nOpen the Dagster UI with `skype-etl dev` (http://127.0.0.1:3000) to see the asset graph, "
+        "\nOpen the Dagster UI with `python3 run.py dev` (or `skype-etl dev`), then http://127.0.0.1:3000, "
+        "to see the asset graph, "
         f"the partition {key} and each phase's statistics.\nDagster home: {env['DAGSTER_HOME']}"
     )
     return counts
