@@ -36,6 +36,7 @@ def main(verbose: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--batch-size", type=int, default=None, help="Rows per Parquet row group.")
 @click.option("--memory-limit-mb", type=int, default=None, help="Stop with an error past this memory use.")
+@click.option("--workers", type=int, default=None, help="Processes that transform messages (default: cores, at most 4).")
 def load(
     paths: tuple[Path, ...],
     database_url: str | None,
@@ -43,6 +44,7 @@ def load(
     as_json: bool,
     batch_size: int | None,
     memory_limit_mb: int | None,
+    workers: int | None,
 ) -> None:
     """Load one or more export files (.tar, .tar.gz, .zip or messages.json)."""
     from .etl.database import resolve_database_url
@@ -56,6 +58,7 @@ def load(
             settings.artifacts,
             schema=schema,
             batch_size=batch_size or settings.batch_size,
+            workers=workers or settings.workers,
             memory_limit_mb=memory_limit_mb or settings.memory_limit_mb,
             max_member_bytes=settings.max_member_bytes,
             copy_raw=False,

@@ -8,7 +8,8 @@
 | ``ETL_HANDLES_URL`` | ``$ETL_ARTIFACTS/handles`` | where the IO manager keeps handles (path or URL) |
 | ``ETL_DATABASE_URL`` | embedded server | warehouse PostgreSQL |
 | ``ETL_SCHEMA`` | ``skype`` | warehouse schema |
-| ``ETL_BATCH_SIZE`` | ``50000`` | rows per Parquet row group |
+| ``ETL_BATCH_SIZE`` | ``20000`` | rows per Parquet row group |
+| ``ETL_WORKERS`` | cores, at most 4 | processes that transform messages |
 | ``ETL_MEMORY_LIMIT_MB`` | none | stop with a clear error past this RSS |
 | ``ETL_MAX_MEMBER_BYTES`` | none | largest ``messages.json`` accepted |
 """
@@ -25,6 +26,11 @@ def _int_env(name: str) -> int | None:
     return int(value) if value else None
 
 
+def default_workers() -> int:
+    """One transform process per core, up to four (the load is one PostgreSQL backend anyway)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -34,6 +40,7 @@ class Settings:
     database_url: str | None
     schema: str
     batch_size: int
+    workers: int
     memory_limit_mb: int | None
     max_member_bytes: int | None
 
@@ -52,7 +59,8 @@ class Settings:
             handles_url=os.environ.get("ETL_HANDLES_URL") or str(artifacts / "handles"),
             database_url=os.environ.get("ETL_DATABASE_URL") or None,
             schema=os.environ.get("ETL_SCHEMA") or "skype",
-            batch_size=_int_env("ETL_BATCH_SIZE") or 50_000,
+            batch_size=_int_env("ETL_BATCH_SIZE") or 20_000,
+            workers=_int_env("ETL_WORKERS") or default_workers(),
             memory_limit_mb=_int_env("ETL_MEMORY_LIMIT_MB"),
             max_member_bytes=_int_env("ETL_MAX_MEMBER_BYTES"),
         )

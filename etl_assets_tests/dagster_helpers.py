@@ -18,6 +18,7 @@ def settings_for_test(tmp_path: Path, database_url: str, schema: str) -> Setting
         database_url=database_url,
         schema=schema,
         batch_size=5000,
+        workers=2,
         memory_limit_mb=None,
         max_member_bytes=None,
     )

@@ -18,7 +18,7 @@ from .conftest import table_checksums
 
 
 def _transform(path: Path, out: Path, sha: str) -> Path:
-    Transformer(out, export_sha256=sha).run(Extractor(path).records())
+    Transformer(out, export_sha256=sha).run(Extractor(path))
     return out
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -14,11 +16,39 @@ from etl_assets.etl.transformer import Transformer
 from etl_assets.etl.values import conversation_kind, normalize_person_id, parse_iso_time
 
 
+def read_tables(out: Path) -> dict[str, pa.Table]:
+    """Every table's part files as one Arrow table."""
+    tables = {}
+    for t in s.TRANSFORMED_TABLES:
+        parts = [pq.read_table(p) for p in sorted((out / t.name).glob("*.parquet"))]
+        tables[t.name] = pa.concat_tables(parts) if parts else t.arrow_schema().empty_table()
+    return tables
+
+
+def _transform(small_export, out: Path, workers: int):
+    transformer = Transformer(out, export_sha256="f" * 64, batch_size=128, workers=workers, min_messages_per_worker=100)
+    return transformer.run(Extractor(small_export.path)), read_tables(out)
+
+
 @pytest.fixture(scope="module")
 def transformed(small_export, tmp_path_factory):
-    out = tmp_path_factory.mktemp("transformed")
-    result = Transformer(out, export_sha256="f" * 64, batch_size=128).run(Extractor(small_export.path).records())
-    return result, {t.name: pq.read_table(out / f"{t.name}.parquet") for t in s.TRANSFORMED_TABLES}
+    return _transform(small_export, tmp_path_factory.mktemp("transformed"), workers=2)
+
+
+def test_parallel_and_single_process_write_the_same_rows(small_export, transformed, tmp_path: Path) -> None:
+    _, parallel = transformed
+    _, single = _transform(small_export, tmp_path, workers=1)
+    assert list((tmp_path / "messages").glob("*.parquet")) and len(list((tmp_path / "messages").iterdir())) == 1
+    def rows(table: pa.Table) -> list[str]:
+        return sorted(json.dumps(row, sort_keys=True, default=str) for row in table.to_pylist())
+
+    for name in single:
+        if name in ("people", "memberships"):  # each part lists whom it saw; the load merges them
+            key = s.TABLES_BY_NAME[name].primary_key
+            distinct = lambda t: {tuple(r[k] for k in key) for r in t.to_pylist()}  # noqa: E731
+            assert distinct(parallel[name]) == distinct(single[name]), name
+        else:
+            assert rows(parallel[name]) == rows(single[name]), name
 
 
 def test_every_table_has_a_parquet_file_with_the_declared_schema(transformed) -> None:
@@ -95,6 +125,8 @@ def test_senders_exist_in_people_and_owner_is_marked(transformed, small_export) 
 
 def test_row_groups_bound_memory(transformed) -> None:
     result, _ = transformed
-    metadata = pq.ParquetFile(Path(result.out_dir) / "messages.parquet").metadata
+    files = sorted((Path(result.out_dir) / "messages").glob("*.parquet"))
+    assert len(files) == 2  # one part per worker
+    metadata = pq.ParquetFile(files[0]).metadata
     assert metadata.num_row_groups > 1
     assert max(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)) <= 128

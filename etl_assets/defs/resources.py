@@ -31,7 +31,8 @@ class PipelineSettings(dg.ConfigurableResource):
     """Where artifacts go and how big batches are."""
 
     artifacts_dir: str = Field(description="Raw copies and Parquet datasets.")
-    batch_size: int = Field(default=50_000, description="Rows per Parquet row group.")
+    batch_size: int = Field(default=20_000, description="Rows per Parquet row group.")
+    workers: int = Field(default=1, description="Processes that transform messages.")
     memory_limit_mb: int | None = Field(default=None, description="Stop with a clear error past this RSS.")
     max_member_bytes: int | None = Field(default=None, description="Largest messages.json accepted.")
     inbox_dir: str = Field(description="Folder watched for new exports.")
@@ -42,6 +43,7 @@ class PipelineSettings(dg.ConfigurableResource):
             Path(self.artifacts_dir),
             schema=postgres.schema_name,
             batch_size=self.batch_size,
+            workers=self.workers,
             memory_limit_mb=self.memory_limit_mb,
             max_member_bytes=self.max_member_bytes,
             run_id=run_id,
@@ -59,6 +61,7 @@ def resources_from_settings(settings: Settings) -> dict[str, object]:
         "pipeline_settings": PipelineSettings(
             artifacts_dir=str(settings.artifacts),
             batch_size=settings.batch_size,
+            workers=settings.workers,
             memory_limit_mb=settings.memory_limit_mb,
             max_member_bytes=settings.max_member_bytes,
             inbox_dir=str(settings.inbox),

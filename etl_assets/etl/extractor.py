@@ -44,6 +44,7 @@ class ConversationRecord:
     index: int
     data: dict
     has_message_list: bool
+    messages: int = 0
 
 
 @dataclass(slots=True)
@@ -276,15 +277,34 @@ class Extractor:
             limited = _LimitedReader(stream, self.max_member_bytes, self.name)
             yield from _parse_messages_json(limited, self.name)
 
+    def scan(self) -> Iterator[ExportHeader | ConversationRecord]:
+        """A fast validating pass: the header and each conversation with its message count.
+
+        The header comes when ``conversations`` starts and again at the end of the file.
+        """
+        with self.open_member() as stream:
+            limited = _LimitedReader(stream, self.max_member_bytes, self.name)
+            yield from _parse_messages_json(limited, self.name, build_messages=False)  # type: ignore[misc]
+
+    def messages(self) -> Iterator[object]:
+        """Every message object in file order, built by ijson's C backend (fastest path).
+
+        Call :meth:`scan` first: it validates the file and gives each conversation's
+        message count, which places these messages.
+        """
+        where = ["a message"]
+        with self.open_member() as stream, _json_errors(self.name, where):
+            limited = _LimitedReader(stream, self.max_member_bytes, self.name)
+            yield from ijson.items(limited, _MESSAGE_PREFIX, use_float=True)
+
     def summarize(self) -> ExtractSummary:
         """One full validating pass: sha256, size, header and record counts."""
         sha, size = self.sha256()
         summary = ExtractSummary(sha256=sha, bytes=size, container=self.container, header=ExportHeader(None, None))
-        for record in self.records():
-            if isinstance(record, MessageRecord):
-                summary.messages += 1
-            elif isinstance(record, ConversationRecord):
+        for record in self.scan():
+            if isinstance(record, ConversationRecord):
                 summary.conversations += 1
+                summary.messages += record.messages
             else:
                 summary.header = record
         summary.media_files = [n for n in self.member_names() if _root_name(n).startswith("media/")]
@@ -320,8 +340,15 @@ class _LimitedReader:
         return data
 
 
-def _parse_messages_json(stream: BinaryIO, name: str) -> Iterator[Record]:
-    """Walk ijson events, building only one message or one conversation field at a time."""
+_MESSAGE_PREFIX = "conversations.item.MessageList.item"
+
+
+def _parse_messages_json(stream: BinaryIO, name: str, *, build_messages: bool = True) -> Iterator[Record]:
+    """Walk ijson events, building only one message or one conversation field at a time.
+
+    With ``build_messages=False`` messages are only counted (``ConversationRecord.messages``):
+    a fast validating scan that leaves building messages to :meth:`Extractor.messages`.
+    """
     events = ijson.parse(stream, use_float=True)
     conv_index = -1
     msg_index = -1
@@ -329,18 +356,18 @@ def _parse_messages_json(stream: BinaryIO, name: str) -> Iterator[Record]:
     has_list = False
     user_id = export_date = None
     saw_conversations = False
-    location = "the start of the file"
-    try:
+    where = ["the start of the file"]
+    with _json_errors(name, where):
         prefix, event, value = next(events)
         if event != "start_map":
             raise InvalidExportError(name, f"the top level of {MESSAGES_MEMBER} is not an object", "byte 0")
         for prefix, event, value in events:
-            if prefix == "conversations.item.MessageList.item":
+            if prefix == _MESSAGE_PREFIX:
                 if event == "start_map" or event == "start_array" or event in _SCALARS:
                     msg_index += 1
-                    location = f"conversations[{conv_index}].MessageList[{msg_index}]"
-                    data = _build(events, event, value)
-                    yield MessageRecord(conv_index, msg_index, data)
+                    if build_messages:
+                        where[0] = f"conversations[{conv_index}].MessageList[{msg_index}]"
+                        yield MessageRecord(conv_index, msg_index, _build(events, event, value))
                 continue
             if prefix == "conversations.item":
                 if event == "start_map":
@@ -348,57 +375,57 @@ def _parse_messages_json(stream: BinaryIO, name: str) -> Iterator[Record]:
                     msg_index = -1
                     conv = {}
                     has_list = False
-                    location = f"conversations[{conv_index}]"
+                    where[0] = f"conversations[{conv_index}]"
                 elif event == "map_key":
-                    key = value
-                    if key == "MessageList":
+                    _, event2, value2 = next(events)
+                    if value == "MessageList":
                         has_list = True
-                        prefix2, event2, value2 = next(events)
                         if event2 == "start_array":
                             continue
-                        conv["MessageList"] = _build(events, event2, value2)
-                    else:
-                        prefix2, event2, value2 = next(events)
-                        conv[key] = _build(events, event2, value2)
+                    conv[value] = _build(events, event2, value2)
                 elif event == "end_map":
-                    yield ConversationRecord(conv_index, conv, has_list)
+                    yield ConversationRecord(conv_index, conv, has_list, msg_index + 1)
                 elif event in _SCALARS or event == "start_array":
                     conv_index += 1
-                    location = f"conversations[{conv_index}]"
-                    yield ConversationRecord(conv_index, {"__invalid__": _build(events, event, value)}, False)
+                    where[0] = f"conversations[{conv_index}]"
+                    yield ConversationRecord(conv_index, {"__invalid__": _build(events, event, value)}, False, 0)
                 continue
             if prefix == "" and event == "map_key":
+                _, event2, value2 = next(events)
                 if value == "conversations":
-                    prefix2, event2, value2 = next(events)
                     if event2 != "start_array":
                         raise InvalidExportError(name, '"conversations" is not a list', "conversations")
                     saw_conversations = True
-                elif value in ("userId", "exportDate"):
-                    _, event2, value2 = next(events)
-                    built = _build(events, event2, value2)
-                    if value == "userId":
-                        user_id = built if isinstance(built, str) else None
-                    else:
-                        export_date = built if isinstance(built, str) else None
-                else:
-                    _, event2, value2 = next(events)
-                    _build(events, event2, value2)
+                    yield ExportHeader(user_id, export_date)
+                    continue
+                built = _build(events, event2, value2)
+                if value == "userId":
+                    user_id = built if isinstance(built, str) else None
+                elif value == "exportDate":
+                    export_date = built if isinstance(built, str) else None
             elif prefix == "" and event == "end_map":
                 if not saw_conversations:
                     raise InvalidExportError(name, f'{MESSAGES_MEMBER} has no "conversations" list')
                 yield ExportHeader(user_id, export_date)
-                location = "the end of the file"
+                where[0] = "the end of the file"
+
+
+@contextmanager
+def _json_errors(name: str, where: list[str]) -> Iterator[None]:
+    """Turn parser errors into one :class:`InvalidExportError` naming the file and place."""
+    try:
+        yield
     except StopIteration:
-        raise InvalidExportError(name, f"{MESSAGES_MEMBER} ended early (truncated JSON)", location) from None
+        raise InvalidExportError(name, f"{MESSAGES_MEMBER} ended early (truncated JSON)", where[0]) from None
     except ijson.JSONError as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if isinstance(e, ijson.IncompleteJSONError) and "premature EOF" in str(e):
             reason = f"{MESSAGES_MEMBER} ended early (truncated JSON)"
         elif "lexical error" in reason or "parse error" in reason:
             reason = f"invalid JSON ({reason})"
-        raise InvalidExportError(name, reason, location) from None
+        raise InvalidExportError(name, reason, where[0]) from None
     except UnicodeDecodeError as e:
-        raise InvalidExportError(name, f"invalid UTF-8 ({e.reason})", location) from None
+        raise InvalidExportError(name, f"invalid UTF-8 ({e.reason})", where[0]) from None
 
 
 _SCALARS = frozenset(("null", "boolean", "integer", "double", "number", "string"))

@@ -130,7 +130,7 @@ class Loader:
         staged: dict[str, int] = {}
         with self.connect() as conn:
             for table in s.TRANSFORMED_TABLES:
-                staged[table.name] = self._stage(conn, table, parquet_dir / f"{table.name}.parquet", tag)
+                staged[table.name] = self._stage(conn, table, sorted((parquet_dir / table.name).glob("*.parquet")), tag)
                 conn.commit()
         with self.connect() as conn:
             result = self._publish(conn, export, tag)
@@ -140,7 +140,7 @@ class Loader:
     def _staging_table(self, table: s.Table, tag: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(self._staging_sql, sql.Identifier(f"{table.name}_{tag}"))
 
-    def _stage(self, conn: psycopg.Connection, table: s.Table, path: Path, tag: str) -> int:
+    def _stage(self, conn: psycopg.Connection, table: s.Table, paths: list[Path], tag: str) -> int:
         target = self._staging_table(table, tag)
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
         ddl = s.create_table_sql(table, self._staging_sql.as_string(conn), staging_name=f"{table.name}_{tag}")
@@ -149,11 +149,12 @@ class Loader:
         copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, columns)
         rows = 0
         with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
-                buffer = io.BytesIO()
-                pa_csv.write_csv(batch, buffer, _CSV_OPTIONS)
-                copy.write(buffer.getbuffer())
-                rows += batch.num_rows
+            for path in paths:
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+                    buffer = io.BytesIO()
+                    pa_csv.write_csv(batch, buffer, _CSV_OPTIONS)
+                    copy.write(buffer.getbuffer())
+                    rows += batch.num_rows
         return rows
 
     def _publish(self, conn: psycopg.Connection, export: ExportInfo, tag: str) -> LoadResult:

@@ -47,9 +47,8 @@ class TableSink:
         self._columns = [[] for _ in self._names]
 
     def close(self) -> int:
-        """Flush and close; a table with no rows still gets an empty file. Returns the row count."""
+        """Flush and close; returns the row count. A sink with no rows writes no file."""
         self.flush()
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
         return self.rows

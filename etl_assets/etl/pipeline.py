@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .extractor import ConversationRecord, Extractor, MessageRecord
+from .extractor import ConversationRecord, Extractor
 from .loader import ExportInfo, Loader, LoadResult
 from .progress import MemoryMonitor, PhaseStats, ProgressTracker
 from .transformer import TRANSFORM_VERSION, Transformer
@@ -96,7 +96,8 @@ class ETLPipeline:
         artifacts_dir: str | Path,
         *,
         schema: str = "skype",
-        batch_size: int = 50_000,
+        batch_size: int = 20_000,
+        workers: int = 1,
         memory_limit_mb: float | None = None,
         copy_raw: bool = True,
         max_member_bytes: int | None = None,
@@ -105,6 +106,7 @@ class ETLPipeline:
         self.loader = Loader(database_url, schema)
         self.artifacts_dir = Path(artifacts_dir)
         self.batch_size = batch_size
+        self.workers = workers
         self.monitor = MemoryMonitor(memory_limit_mb)
         self.tracker = ProgressTracker(self.monitor)
         self.copy_raw = copy_raw
@@ -125,13 +127,12 @@ class ETLPipeline:
                 stored, sha_size = Path(path), extractor.sha256()
             header = None
             conversations = messages = 0
-            for record in extractor.records():
-                if isinstance(record, MessageRecord):
-                    messages += 1
-                    if messages % _CHECK_EVERY == 0:
-                        self.monitor.check()
-                elif isinstance(record, ConversationRecord):
+            for record in extractor.scan():
+                if isinstance(record, ConversationRecord):
                     conversations += 1
+                    messages += record.messages
+                    if conversations % _CHECK_EVERY == 0:
+                        self.monitor.check()
                 else:
                     header = record
             media = sum(1 for n in extractor.member_names() if n.lstrip("./").startswith("media/"))
@@ -173,8 +174,14 @@ class ETLPipeline:
         work_dir = out_dir.with_name(out_dir.name + f".partial-{os.getpid()}")
         shutil.rmtree(work_dir, ignore_errors=True)
         extractor = Extractor(raw.path, name=raw.file_name, max_member_bytes=self.max_member_bytes)
-        transformer = Transformer(work_dir, export_sha256=raw.sha256, batch_size=self.batch_size)
-        result = transformer.run(self._checked(extractor.records()))
+        transformer = Transformer(
+            work_dir,
+            export_sha256=raw.sha256,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            check=self.monitor.check,
+        )
+        result = transformer.run(extractor)
         handle = TransformedHandle(
             directory=str(out_dir),
             sha256=raw.sha256,
@@ -186,20 +193,13 @@ class ETLPipeline:
             conversations=result.conversations,
             message_records=result.message_records,
             rejected=result.rejected,
-            rows=result.rows,
+            rows=dict(result.rows),
             by_type=dict(Counter(result.by_type)),
         )
         (work_dir / MANIFEST).write_text(json.dumps(handle.to_json(), indent=1))
         shutil.rmtree(out_dir, ignore_errors=True)
         work_dir.replace(out_dir)
         return handle
-
-    def _checked(self, records):
-        """Pass records through, checking the memory limit every few thousand."""
-        for i, record in enumerate(records):
-            if i % _CHECK_EVERY == 0:
-                self.monitor.check()
-            yield record
 
     def load(self, transformed: TransformedHandle) -> tuple[LoadResult, PhaseStats]:
         """Stage and publish the transformed export; record the phase statistics."""

@@ -11,15 +11,17 @@ copies) are all written with their ``version``; the Loader keeps the highest.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import schema
 from .content import ParsedContent, parse_content
-from .extractor import ConversationRecord, ExportHeader, MessageRecord, Record
+from .extractor import ConversationRecord, Extractor, MessageRecord
 from .parquet_sink import TableSink
 from .values import (
     conversation_kind,
@@ -34,7 +36,7 @@ from .values import (
     to_json,
 )
 
-TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.1"
+TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.2"
 """Changes whenever the transformation's output would change; part of the cache key."""
 
 
@@ -53,43 +55,154 @@ class TransformResult:
     message_records: int = 0
     rejected: int = 0
     by_type: Counter = field(default_factory=Counter)
+    rows: Counter = field(default_factory=Counter)
+
+    def add(self, part: PartResult) -> None:
+        self.message_records += part.message_records
+        self.by_type.update(part.by_type)
+        self.rows.update(part.rows)
+        self.rejected = self.rows["rejected_records"]
+
+
+@dataclass
+class PartResult:
+    """What one part of the output (conversations, or one share of the messages) holds."""
+
+    message_records: int = 0
+    by_type: Counter = field(default_factory=Counter)
     rows: dict[str, int] = field(default_factory=dict)
 
-    def paths(self) -> dict[str, str]:
-        return {name: str(self.out_dir / f"{name}.parquet") for name in self.rows}
+
+@dataclass(frozen=True)
+class MessageShare:
+    """Every ``workers``-th message starting at ``index``: one process's part of the work."""
+
+    path: str
+    name: str
+    max_member_bytes: int | None
+    out_dir: str
+    export_sha256: str
+    owner_id: str | None
+    counts: tuple[int, ...]
+    index: int
+    workers: int
+    batch_size: int
+
+
+CheckFn = Callable[[], None]
 
 
 class Transformer:
-    """Turns the records of one export into Parquet row groups of ``batch_size`` rows."""
+    """Turns one export into Parquet files: ``<out_dir>/<table>/<part>.parquet``.
 
-    def __init__(self, out_dir: str | Path, *, export_sha256: str, batch_size: int = 50_000) -> None:
+    A first, fast pass reads the conversations and counts their messages; then the
+    messages are built by ijson's C backend and transformed, split over ``workers``
+    processes that each take every n-th message (each reads the archive itself, so
+    no message crosses a process boundary). Row groups hold ``batch_size`` rows.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        *,
+        export_sha256: str,
+        batch_size: int = 20_000,
+        workers: int = 1,
+        min_messages_per_worker: int = 25_000,
+        check: CheckFn | None = None,
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.export_sha256 = export_sha256
         self.batch_size = batch_size
+        self.workers = max(1, workers)
+        self.min_messages_per_worker = min_messages_per_worker
+        self.check = check
 
-    def run(self, records: Iterable[Record]) -> TransformResult:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        sinks = {
-            t.name: TableSink(t, self.out_dir / f"{t.name}.parquet", self.batch_size)
-            for t in schema.TRANSFORMED_TABLES
-        }
-        state = _ExportState(sinks, self.export_sha256)
+    def run(self, extractor: Extractor) -> TransformResult:
+        for table in schema.TRANSFORMED_TABLES:
+            (self.out_dir / table.name).mkdir(parents=True, exist_ok=True)
         result = TransformResult(self.out_dir, None, None)
-        for record in records:
-            if isinstance(record, MessageRecord):
-                result.message_records += 1
-                state.message(record, result)
-            elif isinstance(record, ConversationRecord):
+        sinks = _open_sinks(self.out_dir, "conversations", self.batch_size)
+        state = _ExportState(sinks, self.export_sha256)
+        counts: list[int] = []
+        for record in extractor.scan():
+            if isinstance(record, ConversationRecord):
                 result.conversations += 1
+                counts.append(record.messages)
                 state.conversation(record, result)
-            elif isinstance(record, ExportHeader):
+                if self.check and result.conversations % 4096 == 0:
+                    self.check()
+            else:
                 result.user_id = normalize_person_id(record.user_id)
                 result.export_date = record.export_date
                 state.owner_id = result.user_id
         state.finish()
-        result.rows = {name: sink.close() for name, sink in sinks.items()}
-        result.rejected = result.rows["rejected_records"]
+        result.add(PartResult(rows=_close_sinks(sinks)))
+
+        total = sum(counts)
+        workers = self.workers if extractor.path is not None else 1
+        workers = max(1, min(workers, total // self.min_messages_per_worker))
+        shares = [
+            MessageShare(
+                path=str(extractor.path or ""),
+                name=extractor.name,
+                max_member_bytes=extractor.max_member_bytes,
+                out_dir=str(self.out_dir),
+                export_sha256=self.export_sha256,
+                owner_id=result.user_id,
+                counts=tuple(counts),
+                index=k,
+                workers=workers,
+                batch_size=self.batch_size,
+            )
+            for k in range(workers)
+        ]
+        if workers == 1:
+            result.add(transform_share(shares[0], extractor, self.check))
+            return result
+        with ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(transform_share, share) for share in shares[1:]]
+            result.add(transform_share(shares[0], extractor, self.check))
+            for future in futures:
+                result.add(future.result())
         return result
+
+
+def transform_share(share: MessageShare, extractor: Extractor | None = None, check: CheckFn | None = None) -> PartResult:
+    """Transform one share of the messages into its own Parquet part files."""
+    extractor = extractor or Extractor(share.path, name=share.name, max_member_bytes=share.max_member_bytes)
+    sinks = _open_sinks(Path(share.out_dir), f"messages-{share.index}", share.batch_size)
+    state = _ExportState(sinks, share.export_sha256)
+    state.owner_id = share.owner_id
+    part = PartResult()
+    counts = share.counts
+    conv, remaining, position = -1, 0, -1
+    for i, data in enumerate(extractor.messages()):
+        while remaining == 0 and conv + 1 < len(counts):
+            conv += 1
+            remaining = counts[conv]
+            position = -1
+        remaining -= 1
+        position += 1
+        if i % share.workers != share.index:
+            continue
+        part.message_records += 1
+        state.message(MessageRecord(conv, position, data), part)
+        if check is not None and part.message_records % 2048 == 0:
+            check()
+    state.finish()
+    part.rows = _close_sinks(sinks)
+    return part
+
+
+def _open_sinks(out_dir: Path, part: str, batch_size: int) -> dict[str, TableSink]:
+    return {
+        t.name: TableSink(t, out_dir / t.name / f"{part}.parquet", batch_size) for t in schema.TRANSFORMED_TABLES
+    }
+
+
+def _close_sinks(sinks: dict[str, TableSink]) -> dict[str, int]:
+    return {name: sink.close() for name, sink in sinks.items()}
 
 
 class _ExportState:
@@ -177,13 +290,13 @@ class _ExportState:
 
     # -- messages -----------------------------------------------------------------
 
-    def message(self, record: MessageRecord, result: TransformResult) -> None:
+    def message(self, record: MessageRecord, result: PartResult) -> None:
         try:
             self._message(record, result)
         except RejectedRecord as e:
             self.reject(record.location, str(e), record.data)
 
-    def _message(self, record: MessageRecord, result: TransformResult) -> None:
+    def _message(self, record: MessageRecord, result: PartResult) -> None:
         data = record.data
         if not isinstance(data, dict):
             raise RejectedRecord(f"a message must be a JSON object, not {_json_type(data)}")

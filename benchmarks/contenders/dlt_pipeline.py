@@ -1,0 +1,53 @@
+"""dlt: a dlt resource over the same ijson stream, loaded by ``dlt.pipeline(...).run`` with its defaults.
+
+The columns are hinted as text so dlt loads the same raw fields as floor (no type detection).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from .common import MESSAGES_PREFIX, RAW_COLUMNS, count_rows, emit, messages_member, parse_argv, raw_row
+
+TABLE = "messages"
+
+
+def load(path: str, url: str, schema: str) -> None:
+    """Run a dlt pipeline into dataset ``schema`` (table ``messages``)."""
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    import dlt
+    import ijson
+
+    @dlt.resource(name=TABLE, write_disposition="append", columns={c: {"data_type": "text"} for c in RAW_COLUMNS})
+    def messages() -> Iterator[dict[str, Any]]:
+        with messages_member(path) as member:
+            for message in ijson.items(member, MESSAGES_PREFIX):
+                yield dict(zip(RAW_COLUMNS, raw_row(message)))
+
+    pipelines_dir = tempfile.mkdtemp(prefix="dlt_")
+    try:
+        pipeline = dlt.pipeline(
+            pipeline_name=f"bench_{schema}",
+            destination=dlt.destinations.postgres(credentials=url),
+            dataset_name=schema,
+            pipelines_dir=pipelines_dir,
+        )
+        pipeline.run(messages())
+    finally:
+        shutil.rmtree(pipelines_dir, ignore_errors=True)
+
+
+def main() -> None:
+    path, url, schema = parse_argv()
+    started = time.perf_counter()
+    load(path, url, schema)
+    emit(rows=count_rows(url, schema, TABLE), seconds=round(time.perf_counter() - started, 3))
+
+
+if __name__ == "__main__":
+    main()
