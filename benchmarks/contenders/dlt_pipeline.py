@@ -29,11 +29,18 @@ def load(path: str, url: str, schema: str) -> None:
             for message in ijson.items(member, MESSAGES_PREFIX):
                 yield dict(zip(RAW_COLUMNS, raw_row(message)))
 
+    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+    credentials = PostgresCredentials(url)
+    if not credentials.host and "host" in credentials.query:  # a Unix socket, as the embedded server's URL has it
+        credentials.host = "localhost"  # dlt wants one; the query's host (the socket) wins in libpq
+    if not credentials.password:
+        credentials.password = "unused"  # dlt insists on one; a server with trust or peer auth never asks for it
     pipelines_dir = tempfile.mkdtemp(prefix="dlt_")
     try:
         pipeline = dlt.pipeline(
             pipeline_name=f"bench_{schema}",
-            destination=dlt.destinations.postgres(credentials=url),
+            destination=dlt.destinations.postgres(credentials=credentials),
             dataset_name=schema,
             pipelines_dir=pipelines_dir,
         )

@@ -1,12 +1,14 @@
 """ours_dagster: the Dagster job ``load_skype_export`` for one partition, executed in process.
 
 Builds ``build_definitions(Settings(...))`` for the given database and schema, with a
-temporary ETL_HOME (artifacts, handles) and an ephemeral Dagster instance, like
+temporary ETL_HOME (artifacts, handles; other settings from the environment, as the\nDagster code location gets them) and an ephemeral Dagster instance, like
 ``etl_assets.demo`` does.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 import tempfile
 import time
@@ -28,17 +30,8 @@ def load(path: str, url: str, schema: str) -> str:
 
     home = Path(tempfile.mkdtemp(prefix="etl_home_"))
     try:
-        settings = Settings(
-            home=home,
-            inbox=home / "inbox",
-            artifacts=home / "artifacts",
-            handles_url=str(home / "artifacts" / "handles"),
-            database_url=url,
-            schema=schema,
-            batch_size=50_000,
-            memory_limit_mb=None,
-            max_member_bytes=None,
-        )
+        os.environ.update({"ETL_HOME": str(home), "ETL_ARTIFACTS": "", "ETL_INBOX": "", "ETL_HANDLES_URL": ""})
+        settings = dataclasses.replace(Settings.from_env(), database_url=url, schema=schema)
         sha, _ = Extractor(path).sha256()
         key = partition_key_for(Path(path).name, sha)
         with dg.DagsterInstance.ephemeral() as instance:

@@ -11,6 +11,7 @@ the same export twice therefore changes no row.
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from psycopg import sql
 from . import schema as s
 from .errors import EtlError
 
+log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 0x736B797065  # "skype": one advisory lock id for schema changes
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, batch_size=8192)
 
@@ -130,8 +132,10 @@ class Loader:
         staged: dict[str, int] = {}
         with self.connect() as conn:
             for table in s.TRANSFORMED_TABLES:
+                started = time.perf_counter()
                 staged[table.name] = self._stage(conn, table, sorted((parquet_dir / table.name).glob("*.parquet")), tag)
                 conn.commit()
+                log.debug("staged %s: %d rows in %.2f s", table.name, staged[table.name], time.perf_counter() - started)
         with self.connect() as conn:
             result = self._publish(conn, export, tag)
         result.rows_staged = staged
@@ -150,7 +154,7 @@ class Loader:
         rows = 0
         with conn.cursor() as cur, cur.copy(copy_sql) as copy:
             for path in paths:
-                for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, use_threads=False):
                     buffer = io.BytesIO()
                     pa_csv.write_csv(batch, buffer, _CSV_OPTIONS)
                     copy.write(buffer.getbuffer())
@@ -168,10 +172,12 @@ class Loader:
         for table in s.TRANSFORMED_TABLES:
             statements = _MERGES[table.merge](self, table, self._staging_table(table, tag))
             count = 0
+            started = time.perf_counter()
             for statement in statements:
                 cur.execute(statement)
                 count += max(cur.rowcount, 0)
             changed[table.name] = count
+            log.debug("merged %s: %d rows changed in %.2f s", table.name, count, time.perf_counter() - started)
         cur.execute(_fill_one_to_one_names(self._schema_sql))
         by_type = dict(
             cur.execute(
