@@ -67,9 +67,10 @@ def test_load_matches_truth_and_reload_changes_nothing(
     assert table_checksums(database_url, schema) == before
     with psycopg.connect(database_url) as conn:
         staging = conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (f"{schema}_staging",)
-        ).fetchone()[0]
-    assert staging == 0
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (f"{schema}_staging",)
+        ).fetchall()
+        parts = conn.execute(sql.SQL("SELECT count(*) FROM {}.staged_parts").format(sql.Identifier(f"{schema}_staging"))).fetchone()[0]
+    assert staging == [("staged_parts",)] and parts == 0  # publishing dropped the export's staging
 
 
 def _export_doc(version: int, text: str, extra: list[dict] | None = None) -> dict:

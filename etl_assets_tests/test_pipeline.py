@@ -30,7 +30,7 @@ def test_transform_is_reused_for_the_same_input_and_code(database_url: str, sche
     pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema)
     raw, _ = pipeline.extract(small_export.path)
     first, _ = pipeline.transform(raw)
-    marker = Path(first.directory) / "messages" / "messages-0.parquet"
+    marker = Path(first.directory) / "messages" / "messages-0-00000.parquet"
     mtime = marker.stat().st_mtime_ns
     second, _ = pipeline.transform(raw)
     assert second == first

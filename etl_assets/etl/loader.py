@@ -22,12 +22,17 @@ import psycopg
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from psycopg import sql
+from psycopg.types.json import Jsonb
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from . import schema as s
 from .errors import EtlError
+from .faults import crash_point
 
 log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 0x736B797065  # "skype": one advisory lock id for schema changes
+_PUBLISH_LOCK = 0x736B797066  # publishes run one at a time: no deadlocks between exports
+CONNECT_WAIT = 15.0
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, batch_size=8192)
 
 
@@ -40,6 +45,8 @@ class ExportInfo:
     user_id: str | None
     export_date: str | None
     bytes: int | None
+    transform_version: str = ""
+    transform_id: str = ""
 
 
 @dataclass
@@ -53,6 +60,8 @@ class LoadResult:
     rows_staged: dict[str, int] = field(default_factory=dict)
     rows_changed: dict[str, int] = field(default_factory=dict)
     already_loaded: bool = False
+    resumed_parts: int = 0
+    """Part files staged by an interrupted earlier run and not copied again."""
 
 
 class DatabaseError(EtlError):
@@ -70,16 +79,12 @@ class Loader:
         self._schema_sql = sql.Identifier(schema)
         self._staging_sql = sql.Identifier(self.staging_schema)
         self._migrated = False
+        self._new_parts: set[tuple[str, str]] = set()
 
     @contextmanager
-    def connect(self) -> Iterator[psycopg.Connection]:
-        try:
-            conn = psycopg.connect(self.database_url)
-        except psycopg.OperationalError as e:
-            from .database import redact_url
-
-            reason = str(e).replace(self.database_url, redact_url(self.database_url)).strip().splitlines()[0]
-            raise DatabaseError(f"cannot connect to {redact_url(self.database_url)}: {reason}") from None
+    def connect(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+        """A connection; waits up to ``CONNECT_WAIT`` seconds for a server that is (re)starting."""
+        conn = _connect(self.database_url, autocommit)
         with conn:
             yield conn
 
@@ -97,6 +102,13 @@ class Loader:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             for name in (self._schema_sql, self._staging_sql):
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
+            # Unlogged like the staging tables: a server crash empties both together.
+            conn.execute(
+                sql.SQL(
+                    "CREATE UNLOGGED TABLE IF NOT EXISTS {}.staged_parts (tag text, table_name text, part text, "
+                    "rows bigint NOT NULL, PRIMARY KEY (tag, table_name, part))"
+                ).format(self._staging_sql)
+            )
             for table in s.ALL_TABLES:
                 ddl = s.create_table_sql(table, self._schema_sql.as_string(conn), tsconfig=self.text_search_config)
                 conn.execute(ddl.encode())
@@ -125,49 +137,119 @@ class Loader:
     # -- load -----------------------------------------------------------------------
 
     def load(self, parquet_dir: str | Path, export: ExportInfo) -> LoadResult:
-        """Stage every table of ``parquet_dir`` and publish it in one transaction."""
+        """Stage every part of ``parquet_dir`` and publish the export in one transaction.
+
+        Holds a lock per export for the whole load: a second load of the same export
+        waits, then finds it published. Staged parts survive a crash of this process
+        and are not copied again. Transient database errors (lost connection, server
+        restart, serialization failure, deadlock) are retried with backoff.
+        """
         self.ensure_schema()
-        parquet_dir = Path(parquet_dir)
-        tag = export.sha256[:16]
-        staged: dict[str, int] = {}
-        with self.connect() as conn:
-            for table in s.TRANSFORMED_TABLES:
-                started = time.perf_counter()
-                staged[table.name] = self._stage(conn, table, sorted((parquet_dir / table.name).glob("*.parquet")), tag)
+        return _retrying(lambda: self._load_once(Path(parquet_dir), export))
+
+    def _load_once(self, parquet_dir: Path, export: ExportInfo) -> LoadResult:
+        tag = f"{export.sha256[:12]}_{export.transform_id[:8]}"
+        with self.connect(autocommit=True) as lock_conn:
+            lock_conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (_export_lock_key(export.sha256),))
+            crash_point("load.locked")
+            published = self._published(lock_conn, export)
+            if published is not None:
+                return published
+            with self.connect() as conn:
+                self._drop_other_staging(conn, export.sha256, tag)
                 conn.commit()
-                log.debug("staged %s: %d rows in %.2f s", table.name, staged[table.name], time.perf_counter() - started)
-        with self.connect() as conn:
-            result = self._publish(conn, export, tag)
-        result.rows_staged = staged
-        return result
+                staged, resumed = self._stage_all(conn, parquet_dir, tag)
+                crash_point("load.staged")
+                result = self._publish(conn, export, tag)
+            result.rows_staged = staged
+            result.resumed_parts = resumed
+            return result
+
+    def _published(self, conn: psycopg.Connection, export: ExportInfo) -> LoadResult | None:
+        """The earlier result if this export was already published by the same transform version."""
+        row = conn.execute(
+            sql.SQL(
+                "SELECT conversations, messages, rejected, by_type FROM {}.exports "
+                "WHERE sha256 = %s AND transform_version = %s"
+            ).format(self._schema_sql),
+            (export.sha256, export.transform_version),
+        ).fetchone()
+        if row is None:
+            return None
+        return LoadResult(row[0], row[1], row[2], by_type=dict(row[3] or {}), already_loaded=True)
 
     def _staging_table(self, table: s.Table, tag: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(self._staging_sql, sql.Identifier(f"{table.name}_{tag}"))
 
-    def _stage(self, conn: psycopg.Connection, table: s.Table, paths: list[Path], tag: str) -> int:
-        target = self._staging_table(table, tag)
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
-        ddl = s.create_table_sql(table, self._staging_sql.as_string(conn), staging_name=f"{table.name}_{tag}")
-        conn.execute(ddl.encode())
+    def _drop_other_staging(self, conn: psycopg.Connection, sha256: str, tag: str) -> None:
+        """Drop staging left by an earlier transform of the same export (a different tag)."""
+        names = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name LIKE %s",
+            (self.staging_schema, f"%\\_{sha256[:12]}\\_%"),
+        ).fetchall()
+        for (name,) in names:
+            if not name.endswith(f"_{tag}"):
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(self._staging_sql, sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DELETE FROM {}.staged_parts WHERE tag LIKE %s AND tag <> %s").format(self._staging_sql),
+            (f"{sha256[:12]}%", tag),
+        )
+
+    def _stage_all(self, conn: psycopg.Connection, parquet_dir: Path, tag: str) -> tuple[dict[str, int], int]:
+        """COPY every part file not staged yet, one transaction per part."""
+        done = {
+            (table, part): rows
+            for table, part, rows in conn.execute(
+                sql.SQL("SELECT table_name, part, rows FROM {}.staged_parts WHERE tag = %s").format(self._staging_sql),
+                (tag,),
+            )
+        }
+        conn.commit()
+        staged: dict[str, int] = {}
+        for table in s.TRANSFORMED_TABLES:
+            started = time.perf_counter()
+            target = self._staging_table(table, tag)
+            ddl = s.create_table_sql(table, self._staging_sql.as_string(conn), staging_name=f"{table.name}_{tag}")
+            conn.execute(ddl.encode())
+            conn.commit()
+            staged[table.name] = 0
+            for path in sorted((parquet_dir / table.name).glob("*.parquet")):
+                if (table.name, path.stem) not in done:
+                    done[(table.name, path.stem)] = self._stage_part(conn, table, target, path, tag)
+                staged[table.name] += done[(table.name, path.stem)]
+            log.debug("staged %s: %d rows in %.2f s", table.name, staged[table.name], time.perf_counter() - started)
+        resumed = sum(1 for key in done if key not in self._new_parts)
+        return staged, resumed
+
+    def _stage_part(self, conn: psycopg.Connection, table: s.Table, target: sql.Composed, path: Path, tag: str) -> int:
         columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in table.staging_columns)
-        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, columns)
         rows = 0
-        with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-            for path in paths:
-                for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, use_threads=False):
-                    buffer = io.BytesIO()
-                    pa_csv.write_csv(batch, buffer, _CSV_OPTIONS)
-                    copy.write(buffer.getbuffer())
-                    rows += batch.num_rows
+        with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, columns)) as copy:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, use_threads=False):
+                buffer = io.BytesIO()
+                pa_csv.write_csv(batch, buffer, _CSV_OPTIONS)
+                copy.write(buffer.getbuffer())
+                rows += batch.num_rows
+        conn.execute(
+            sql.SQL("INSERT INTO {}.staged_parts (tag, table_name, part, rows) VALUES (%s, %s, %s, %s)").format(
+                self._staging_sql
+            ),
+            (tag, table.name, path.stem, rows),
+        )
+        crash_point("load.part_copied")
+        conn.commit()
+        self._new_parts.add((table.name, path.stem))
+        crash_point("load.part_committed")
         return rows
 
     def _publish(self, conn: psycopg.Connection, export: ExportInfo, tag: str) -> LoadResult:
+        """Merge every staging table into the warehouse and record the export: one transaction."""
         changed: dict[str, int] = {}
         cur = conn.cursor()
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"skype-etl:{export.sha256}",))
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
         cur.execute(
-            sql.SQL("CREATE TEMP TABLE changed_messages (conversation_id text, message_id text, version bigint, "
-                    "PRIMARY KEY (conversation_id, message_id)) ON COMMIT DROP")
+            "CREATE TEMP TABLE changed_messages (conversation_id text, message_id text, version bigint, "
+            "PRIMARY KEY (conversation_id, message_id)) ON COMMIT DROP"
         )
         for table in s.TRANSFORMED_TABLES:
             statements = _MERGES[table.merge](self, table, self._staging_table(table, tag))
@@ -178,6 +260,7 @@ class Loader:
                 count += max(cur.rowcount, 0)
             changed[table.name] = count
             log.debug("merged %s: %d rows changed in %.2f s", table.name, count, time.perf_counter() - started)
+            crash_point("load.merged_table")
         cur.execute(_fill_one_to_one_names(self._schema_sql))
         by_type = dict(
             cur.execute(
@@ -192,19 +275,28 @@ class Loader:
                 c=self._staging_table(s.CONVERSATIONS, tag), r=self._staging_table(s.REJECTED_RECORDS, tag)
             )
         ).fetchone()
-        counts = (conversations, sum(by_type.values()), rejected)
+        messages = sum(by_type.values())
         cur.execute(
             sql.SQL(
-                "INSERT INTO {}.exports (sha256, file_name, user_id, export_date, bytes, conversations, messages, rejected) "
-                "VALUES (%s, %s, %s, %s::timestamp AT TIME ZONE 'UTC', %s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING"
+                "INSERT INTO {}.exports (sha256, file_name, user_id, export_date, bytes, conversations, messages, "
+                "rejected, by_type, transform_version) "
+                "VALUES (%s, %s, %s, %s::timestamp AT TIME ZONE 'UTC', %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (sha256) DO UPDATE SET transform_version = EXCLUDED.transform_version, "
+                "by_type = EXCLUDED.by_type, messages = EXCLUDED.messages, rejected = EXCLUDED.rejected, "
+                "conversations = EXCLUDED.conversations"
             ).format(self._schema_sql),
-            (export.sha256, export.file_name, export.user_id, export.export_date, export.bytes, *counts),
+            (
+                export.sha256, export.file_name, export.user_id, export.export_date, export.bytes,
+                conversations, messages, rejected, Jsonb(by_type), export.transform_version,
+            ),
         )
-        already = cur.rowcount == 0
         for table in s.TRANSFORMED_TABLES:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._staging_table(table, tag)))
+        cur.execute(sql.SQL("DELETE FROM {}.staged_parts WHERE tag = %s").format(self._staging_sql), (tag,))
+        crash_point("load.before_commit")
         conn.commit()
-        return LoadResult(*counts, by_type=by_type, rows_changed=changed, already_loaded=already)
+        crash_point("load.committed")
+        return LoadResult(conversations, messages, rejected, by_type=by_type, rows_changed=changed)
 
     def name_owner(self, person_id: str, display_name: str) -> None:
         """Give the export owner a display name where the export had none."""
@@ -362,14 +454,60 @@ def _fill_one_to_one_names(schema_sql: sql.Identifier) -> sql.Composed:
     ).format(s=schema_sql)
 
 
-def wait_for_database(url: str, timeout: float = 30.0) -> None:
-    """Wait until the server accepts connections (after a restart), or raise."""
-    deadline = time.monotonic() + timeout
+def _export_lock_key(sha256: str) -> str:
+    return f"skype-etl:export:{sha256}"
+
+
+_TRANSIENT_STATES = {"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"}
+
+
+def _is_transient(error: BaseException) -> bool:
+    """Errors worth retrying: lost connections, restarts, serialization failures, deadlocks."""
+    if isinstance(error, DatabaseError):
+        return False
+    if isinstance(error, psycopg.Error):
+        return error.sqlstate in _TRANSIENT_STATES or (
+            isinstance(error, psycopg.OperationalError) and error.sqlstate is None
+        )
+    return False
+
+
+def _retrying(operation):
+    """Run ``operation``, retrying transient database errors with exponential backoff for 90 s."""
+    for attempt in Retrying(
+        retry=retry_if_exception(_is_transient),
+        wait=wait_exponential(multiplier=0.5, max=8),
+        stop=stop_after_delay(90),
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "transient database error, retrying (%s): %s", state.attempt_number, _first_line(state.outcome.exception())
+        ),
+    ):
+        with attempt:
+            return operation()
+    raise AssertionError("unreachable")
+
+
+def _first_line(error: BaseException | None) -> str:
+    return str(error).strip().splitlines()[0] if error and str(error).strip() else type(error).__name__
+
+
+def _connect(url: str, autocommit: bool) -> psycopg.Connection:
+    """Connect, waiting a little for a server that is starting; fail clearly (no password) otherwise."""
+    from .database import redact_url
+
+    deadline = time.monotonic() + CONNECT_WAIT
     while True:
         try:
-            psycopg.connect(url, connect_timeout=2).close()
-            return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+            return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+        except psycopg.OperationalError as e:
+            message = str(e)
+            starting = any(
+                hint in message
+                for hint in ("starting up", "shutting down", "Connection refused", "No such file or directory")
+            )
+            if starting and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            reason = _first_line(e).replace(url, redact_url(url))
+            raise DatabaseError(f"cannot connect to {redact_url(url)}: {reason}") from None

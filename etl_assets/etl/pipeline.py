@@ -9,21 +9,23 @@ dataset with a manifest is complete and is reused instead of recomputed.
 
 from __future__ import annotations
 
+import fcntl
 import json
-import os
 import shutil
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .extractor import ConversationRecord, Extractor
+from .extractor import Extractor
+from .faults import crash_point
 from .loader import ExportInfo, Loader, LoadResult
 from .progress import MemoryMonitor, PhaseStats, ProgressTracker
 from .transformer import TRANSFORM_VERSION, Transformer
 
 MANIFEST = "_manifest.json"
-_CHECK_EVERY = 2048
 
 
 @dataclass
@@ -54,6 +56,7 @@ class TransformedHandle:
     file_name: str
     bytes: int
     transform_version: str
+    transform_id: str
     user_id: str | None
     export_date: str | None
     conversations: int
@@ -61,6 +64,9 @@ class TransformedHandle:
     rejected: int
     rows: dict[str, int] = field(default_factory=dict)
     by_type: dict[str, int] = field(default_factory=dict)
+    parts: int = 0
+    resumed_parts: int = 0
+    """Parts kept from an interrupted earlier run instead of being recomputed."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -116,34 +122,38 @@ class ETLPipeline:
     # -- phases ---------------------------------------------------------------------
 
     def extract(self, path: str | Path, *, file_name: str | None = None) -> tuple[RawHandle, PhaseStats]:
-        """Validate the export by reading all of it, and keep a content-addressed copy."""
+        """Validate the export by reading all of it, and keep a content-addressed copy.
+
+        The validating scan also writes the transform's first checkpoint (the
+        conversations and each one's message count), so the transform does not repeat it.
+        """
         with self.monitor, self.tracker.phase("extract") as stats:
             extractor = Extractor(path, max_member_bytes=self.max_member_bytes)
             if self.copy_raw:
                 stored, sha, size = extractor.copy_to(self.artifacts_dir / "raw")
                 extractor = Extractor(stored, name=str(path), max_member_bytes=self.max_member_bytes)
-                sha_size = (sha, size)
             else:
-                stored, sha_size = Path(path), extractor.sha256()
-            header = None
-            conversations = messages = 0
-            for record in extractor.scan():
-                if isinstance(record, ConversationRecord):
-                    conversations += 1
-                    messages += record.messages
-                    if conversations % _CHECK_EVERY == 0:
-                        self.monitor.check()
+                stored = Path(path)
+                sha, size = extractor.sha256()
+            crash_point("extract.hashed")
+            with self._lock(sha):
+                done = read_manifest(self._out_dir(sha))
+                if done is not None:
+                    user_id, export_date = done.user_id, done.export_date
+                    conversations, messages = done.conversations, done.message_records
                 else:
-                    header = record
+                    scan, _ = self._transformer(sha).scan(extractor)
+                    user_id, export_date = scan.user_id, scan.export_date
+                    conversations, messages = scan.conversations, scan.messages
             media = sum(1 for n in extractor.member_names() if n.lstrip("./").startswith("media/"))
             raw = RawHandle(
                 path=str(stored),
                 file_name=Path(file_name or path).name,
-                sha256=sha_size[0],
-                bytes=sha_size[1],
+                sha256=sha,
+                bytes=size,
                 container=extractor.container,
-                user_id=header.user_id if header else None,
-                export_date=header.export_date if header else None,
+                user_id=user_id,
+                export_date=export_date,
                 conversations=conversations,
                 messages=messages,
                 media_files=media,
@@ -155,32 +165,51 @@ class ETLPipeline:
         return raw, stats
 
     def transform(self, raw: RawHandle) -> tuple[TransformedHandle, PhaseStats]:
-        """Write the Parquet tables, or reuse a complete earlier result for the same input and code."""
-        out_dir = self.artifacts_dir / "transformed" / raw.sha256 / TRANSFORM_VERSION
+        """Write the Parquet tables, resuming finished chunks, or reuse a complete result."""
+        out_dir = self._out_dir(raw.sha256)
         with self.monitor, self.tracker.phase("transform") as stats:
-            handle = read_manifest(out_dir)
-            if handle is None:
-                handle = self._transform(raw, out_dir)
+            with self._lock(raw.sha256):
+                handle = read_manifest(out_dir)
+                reused = handle is not None
+                if handle is None:
+                    handle = self._transform(raw, out_dir)
             stats.conversations_total = raw.conversations
             stats.messages_total = raw.messages
-            stats.conversations_processed = handle.conversations
-            stats.messages_processed = handle.message_records
+            stats.conversations_processed = 0 if reused else handle.conversations
+            stats.messages_processed = 0 if reused else handle.message_records
             stats.rejected = handle.rejected
-            stats.bytes_read = raw.bytes
+            stats.bytes_read = 0 if reused else raw.bytes
         self.monitor.check()
         return handle, stats
 
-    def _transform(self, raw: RawHandle, out_dir: Path) -> TransformedHandle:
-        work_dir = out_dir.with_name(out_dir.name + f".partial-{os.getpid()}")
-        shutil.rmtree(work_dir, ignore_errors=True)
-        extractor = Extractor(raw.path, name=raw.file_name, max_member_bytes=self.max_member_bytes)
-        transformer = Transformer(
-            work_dir,
-            export_sha256=raw.sha256,
+    def _out_dir(self, sha256: str) -> Path:
+        return self.artifacts_dir / "transformed" / sha256 / TRANSFORM_VERSION
+
+    def _transformer(self, sha256: str) -> Transformer:
+        out_dir = self._out_dir(sha256)
+        return Transformer(
+            out_dir.with_name(out_dir.name + ".partial"),
+            export_sha256=sha256,
             batch_size=self.batch_size,
             workers=self.workers,
             check=self.monitor.check,
         )
+
+    @contextmanager
+    def _lock(self, sha256: str) -> Iterator[None]:
+        """One process at a time works on an export's artifacts; others wait, then reuse."""
+        path = self.artifacts_dir / "transformed" / f"{sha256}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _transform(self, raw: RawHandle, out_dir: Path) -> TransformedHandle:
+        extractor = Extractor(raw.path, name=raw.file_name, max_member_bytes=self.max_member_bytes)
+        transformer = self._transformer(raw.sha256)
         result = transformer.run(extractor)
         handle = TransformedHandle(
             directory=str(out_dir),
@@ -188,6 +217,7 @@ class ETLPipeline:
             file_name=raw.file_name,
             bytes=raw.bytes,
             transform_version=TRANSFORM_VERSION,
+            transform_id=uuid.uuid4().hex,
             user_id=result.user_id,
             export_date=result.export_date,
             conversations=result.conversations,
@@ -195,8 +225,13 @@ class ETLPipeline:
             rejected=result.rejected,
             rows=dict(result.rows),
             by_type=dict(Counter(result.by_type)),
+            parts=result.parts,
+            resumed_parts=result.resumed_parts,
         )
+        work_dir = transformer.work_dir
+        crash_point("transform.before_manifest")
         (work_dir / MANIFEST).write_text(json.dumps(handle.to_json(), indent=1))
+        crash_point("transform.before_rename")
         shutil.rmtree(out_dir, ignore_errors=True)
         work_dir.replace(out_dir)
         return handle
@@ -212,6 +247,8 @@ class ETLPipeline:
                     user_id=transformed.user_id,
                     export_date=transformed.export_date,
                     bytes=transformed.bytes,
+                    transform_version=transformed.transform_version,
+                    transform_id=transformed.transform_id,
                 ),
             )
             stats.conversations_total = stats.conversations_processed = result.conversations

@@ -373,6 +373,8 @@ EXPORTS = Table(
         Column("conversations", "integer", "Conversations in the export."),
         Column("messages", "bigint", "Distinct messages in the export."),
         Column("rejected", "integer", "Records rejected."),
+        Column("by_type", "jsonb", "Distinct messages per `messagetype`."),
+        Column("transform_version", "text", "Version of the transformation that produced the rows."),
         Column("loaded_at", "timestamptz", "When the export was published.", nullable=False, default="now()"),
     ),
     ("sha256",),
@@ -427,7 +429,7 @@ def create_table_sql(
         lines.append(f'    "{c.name}" {c.pg_type}{null}{default}{generated}')
     if not staging:
         lines.append(f"    PRIMARY KEY ({', '.join(table.primary_key)})")
-    kind = "UNLOGGED TABLE" if staging else "TABLE IF NOT EXISTS"
+    kind = "UNLOGGED TABLE IF NOT EXISTS" if staging else "TABLE IF NOT EXISTS"
     name = staging_name or table.name
     return f'CREATE {kind} {schema_sql}."{name}" (\n' + ",\n".join(lines) + "\n)"
 

@@ -1,47 +1,73 @@
-"""Transformer: raw export records -> normalized rows, written as one Parquet file per table.
+"""Transformer: one export -> Parquet files per table, in checkpointed chunks.
 
-Consumes the Extractor's record stream and writes ``<out_dir>/<table>.parquet`` for
-every table of :mod:`schema`. Messages are written as they arrive; people and
-memberships (bounded by the number of people, not messages) are written at the end.
-A record that cannot be used goes to ``rejected_records`` with its location and
-reason, never dropped. Duplicate copies of a message (edits, server-generated
-copies) are all written with their ``version``; the Loader keeps the highest.
+Output layout under the work directory: ``<table>/<part>.parquet`` plus ``_parts/``
+with one JSON marker per finished part. Parts are:
+
+- ``conversations``: written by :meth:`Transformer.scan`, a fast validating pass over
+  the file that reads the conversations and counts their messages;
+- ``messages-<share>-<chunk>``: messages built by ijson's C backend. The messages are
+  split into shares (every n-th message), one process each, so no message crosses a
+  process boundary; each share writes a chunk every ``chunk_messages`` messages.
+
+A part's marker is written only after its files are closed, so after a crash at any
+point a new run keeps every finished part and redoes only the unfinished ones.
+Duplicate copies of a message (edits, server-generated copies) are all written with
+their ``version``; the Loader keeps the highest.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
-import re
+import os
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import schema
-from .content import ParsedContent, parse_content
 from .extractor import ConversationRecord, Extractor, MessageRecord
+from .faults import crash_point
 from .parquet_sink import TableSink
-from .values import (
-    conversation_kind,
-    escaped_json,
-    json_value,
-    normalize_person_id,
-    parse_bool,
-    parse_epoch_ms,
-    parse_int,
-    parse_iso_time,
-    storable_text,
-    to_json,
-)
+from .rows import RowWriter
+from .values import normalize_person_id
 
-TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.2"
+TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.3"
 """Changes whenever the transformation's output would change; part of the cache key."""
 
+PARTS_DIR = "_parts"
+CheckFn = Callable[[], None]
 
-class RejectedRecord(Exception):
-    """Raised inside the transformer for one unusable record; caught and written to ``rejected_records``."""
+
+@dataclass
+class PartResult:
+    """What one finished part holds."""
+
+    message_records: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    last_index: int = -1
+    """Index (in file order) of the last message the part covers."""
+
+
+@dataclass
+class ScanResult:
+    """What the validating scan found; saved as the ``conversations`` part's marker."""
+
+    user_id: str | None
+    export_date: str | None
+    counts: list[int]
+    workers: int
+    part: PartResult
+
+    @property
+    def conversations(self) -> int:
+        return len(self.counts)
+
+    @property
+    def messages(self) -> int:
+        return sum(self.counts)
 
 
 @dataclass
@@ -56,21 +82,15 @@ class TransformResult:
     rejected: int = 0
     by_type: Counter = field(default_factory=Counter)
     rows: Counter = field(default_factory=Counter)
+    resumed_parts: int = 0
+    parts: int = 0
 
     def add(self, part: PartResult) -> None:
         self.message_records += part.message_records
         self.by_type.update(part.by_type)
         self.rows.update(part.rows)
         self.rejected = self.rows["rejected_records"]
-
-
-@dataclass
-class PartResult:
-    """What one part of the output (conversations, or one share of the messages) holds."""
-
-    message_records: int = 0
-    by_type: Counter = field(default_factory=Counter)
-    rows: dict[str, int] = field(default_factory=dict)
+        self.parts += 1
 
 
 @dataclass(frozen=True)
@@ -87,94 +107,121 @@ class MessageShare:
     index: int
     workers: int
     batch_size: int
-
-
-CheckFn = Callable[[], None]
+    chunk_messages: int
 
 
 class Transformer:
-    """Turns one export into Parquet files: ``<out_dir>/<table>/<part>.parquet``.
-
-    A first, fast pass reads the conversations and counts their messages; then the
-    messages are built by ijson's C backend and transformed, split over ``workers``
-    processes that each take every n-th message (each reads the archive itself, so
-    no message crosses a process boundary). Row groups hold ``batch_size`` rows.
-    """
+    """Writes the Parquet parts of one export into ``work_dir``, resuming finished parts."""
 
     def __init__(
         self,
-        out_dir: str | Path,
+        work_dir: str | Path,
         *,
         export_sha256: str,
         batch_size: int = 20_000,
         workers: int = 1,
         min_messages_per_worker: int = 25_000,
+        chunk_messages: int = 100_000,
         check: CheckFn | None = None,
     ) -> None:
-        self.out_dir = Path(out_dir)
+        self.work_dir = Path(work_dir)
         self.export_sha256 = export_sha256
         self.batch_size = batch_size
         self.workers = max(1, workers)
         self.min_messages_per_worker = min_messages_per_worker
+        self.chunk_messages = chunk_messages
         self.check = check
 
-    def run(self, extractor: Extractor) -> TransformResult:
+    # -- pass 1: conversations ----------------------------------------------------------
+
+    def scan(self, extractor: Extractor) -> tuple[ScanResult, bool]:
+        """Validate the whole file and write the conversations part (or reuse it).
+
+        Returns the scan and whether it was resumed from an earlier run.
+        """
+        done = _read_marker(self.work_dir, "conversations")
+        if done is not None:
+            return ScanResult(**{**done, "part": PartResult(**done["part"])}), True
         for table in schema.TRANSFORMED_TABLES:
-            (self.out_dir / table.name).mkdir(parents=True, exist_ok=True)
-        result = TransformResult(self.out_dir, None, None)
-        sinks = _open_sinks(self.out_dir, "conversations", self.batch_size)
-        state = _ExportState(sinks, self.export_sha256)
+            (self.work_dir / table.name).mkdir(parents=True, exist_ok=True)
+        sinks = _open_sinks(self.work_dir, "conversations", self.batch_size)
+        writer = RowWriter(sinks, self.export_sha256)
         counts: list[int] = []
+        user_id = export_date = None
         for record in extractor.scan():
             if isinstance(record, ConversationRecord):
-                result.conversations += 1
                 counts.append(record.messages)
-                state.conversation(record, result)
-                if self.check and result.conversations % 4096 == 0:
+                writer.conversation(record)
+                if self.check and len(counts) % 4096 == 0:
                     self.check()
             else:
-                result.user_id = normalize_person_id(record.user_id)
-                result.export_date = record.export_date
-                state.owner_id = result.user_id
-        state.finish()
-        result.add(PartResult(rows=_close_sinks(sinks)))
+                user_id = normalize_person_id(record.user_id)
+                export_date = record.export_date
+                writer.owner_id = user_id
+        crash_point("transform.scanned")
+        writer.flush_people()
+        part = PartResult(rows=_close_sinks(sinks))
+        workers = max(1, min(self.workers, sum(counts) // self.min_messages_per_worker))
+        result = ScanResult(user_id, export_date, counts, workers, part)
+        _write_marker(self.work_dir, "conversations", asdict(result))
+        crash_point("transform.scan_marked")
+        return result, False
 
-        total = sum(counts)
-        workers = self.workers if extractor.path is not None else 1
-        workers = max(1, min(workers, total // self.min_messages_per_worker))
+    # -- pass 2: messages -----------------------------------------------------------------
+
+    def run(self, extractor: Extractor) -> TransformResult:
+        scan, resumed = self.scan(extractor)
+        result = TransformResult(self.work_dir, scan.user_id, scan.export_date, conversations=scan.conversations)
+        result.add(scan.part)
+        result.resumed_parts += int(resumed)
+        workers = scan.workers if extractor.path is not None else 1
         shares = [
             MessageShare(
                 path=str(extractor.path or ""),
                 name=extractor.name,
                 max_member_bytes=extractor.max_member_bytes,
-                out_dir=str(self.out_dir),
+                out_dir=str(self.work_dir),
                 export_sha256=self.export_sha256,
-                owner_id=result.user_id,
-                counts=tuple(counts),
+                owner_id=scan.user_id,
+                counts=tuple(scan.counts),
                 index=k,
                 workers=workers,
                 batch_size=self.batch_size,
+                chunk_messages=self.chunk_messages,
             )
             for k in range(workers)
         ]
         if workers == 1:
-            result.add(transform_share(shares[0], extractor, self.check))
-            return result
-        with ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(transform_share, share) for share in shares[1:]]
-            result.add(transform_share(shares[0], extractor, self.check))
-            for future in futures:
-                result.add(future.result())
+            outcomes = [transform_share(shares[0], extractor, self.check)]
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
+                futures = [pool.submit(transform_share, share) for share in shares[1:]]
+                outcomes = [transform_share(shares[0], extractor, self.check)]
+                outcomes += [future.result() for future in futures]
+        for parts, resumed_parts in outcomes:
+            for part in parts:
+                result.add(part)
+            result.resumed_parts += resumed_parts
         return result
 
 
-def transform_share(share: MessageShare, extractor: Extractor | None = None, check: CheckFn | None = None) -> PartResult:
-    """Transform one share of the messages into its own Parquet part files."""
+def transform_share(
+    share: MessageShare, extractor: Extractor | None = None, check: CheckFn | None = None
+) -> tuple[list[PartResult], int]:
+    """Transform one share in chunks, skipping chunks finished by an earlier run.
+
+    Returns the parts of the share and how many of them were resumed.
+    """
+    work_dir = Path(share.out_dir)
+    prefix = f"messages-{share.index}"
+    parts = _finished_chunks(work_dir, prefix)
+    resumed = len(parts)
+    if parts and parts[-1].last_index == _LAST:
+        return parts, resumed
+    skip_until = parts[-1].last_index if parts else -1
     extractor = extractor or Extractor(share.path, name=share.name, max_member_bytes=share.max_member_bytes)
-    sinks = _open_sinks(Path(share.out_dir), f"messages-{share.index}", share.batch_size)
-    state = _ExportState(sinks, share.export_sha256)
-    state.owner_id = share.owner_id
-    part = PartResult()
+    chunk = _Chunk(work_dir, prefix, len(parts), share)
     counts = share.counts
     conv, remaining, position = -1, 0, -1
     for i, data in enumerate(extractor.messages()):
@@ -184,341 +231,80 @@ def transform_share(share: MessageShare, extractor: Extractor | None = None, che
             position = -1
         remaining -= 1
         position += 1
-        if i % share.workers != share.index:
+        if i % share.workers != share.index or i <= skip_until:
             continue
-        part.message_records += 1
-        state.message(MessageRecord(conv, position, data), part)
-        if check is not None and part.message_records % 2048 == 0:
-            check()
-    state.finish()
-    part.rows = _close_sinks(sinks)
-    return part
+        chunk.add(MessageRecord(conv, position, data))
+        if chunk.part.message_records % 2048 == 0:
+            if check is not None:
+                check()
+            if chunk.part.message_records >= share.chunk_messages:
+                parts.append(chunk.close(last_index=i))
+                chunk = _Chunk(work_dir, prefix, len(parts), share)
+    parts.append(chunk.close(last_index=_LAST))
+    return parts, resumed
 
 
-def _open_sinks(out_dir: Path, part: str, batch_size: int) -> dict[str, TableSink]:
-    return {
-        t.name: TableSink(t, out_dir / t.name / f"{part}.parquet", batch_size) for t in schema.TRANSFORMED_TABLES
-    }
+_LAST = 1 << 62
+"""``last_index`` of a share's final chunk: the share is complete."""
+
+
+class _Chunk:
+    """One checkpointed chunk of a share: its sinks, rows and marker."""
+
+    def __init__(self, work_dir: Path, prefix: str, number: int, share: MessageShare) -> None:
+        self.work_dir = work_dir
+        self.name = f"{prefix}-{number:05d}"
+        for stale in work_dir.glob(f"*/{self.name}.parquet"):
+            stale.unlink()  # left by a run that crashed inside this chunk
+        self.sinks = _open_sinks(work_dir, self.name, share.batch_size)
+        self.writer = RowWriter(self.sinks, share.export_sha256)
+        self.writer.owner_id = share.owner_id
+        self.part = PartResult()
+        self.by_type: Counter = Counter()
+
+    def add(self, record: MessageRecord) -> None:
+        self.part.message_records += 1
+        self.writer.message(record, self.by_type)
+
+    def close(self, last_index: int) -> PartResult:
+        self.writer.flush_people()
+        self.part.rows = _close_sinks(self.sinks)
+        self.part.by_type = dict(self.by_type)
+        self.part.last_index = last_index
+        crash_point("transform.chunk_written")
+        _write_marker(self.work_dir, self.name, asdict(self.part))
+        crash_point("transform.chunk_marked")
+        return self.part
+
+
+def _finished_chunks(work_dir: Path, prefix: str) -> list[PartResult]:
+    """The consecutive finished chunks of a share, in order."""
+    parts = []
+    while (marker := _read_marker(work_dir, f"{prefix}-{len(parts):05d}")) is not None:
+        parts.append(PartResult(**marker))
+    return parts
+
+
+def _open_sinks(work_dir: Path, part: str, batch_size: int) -> dict[str, TableSink]:
+    return {t.name: TableSink(t, work_dir / t.name / f"{part}.parquet", batch_size) for t in schema.TRANSFORMED_TABLES}
 
 
 def _close_sinks(sinks: dict[str, TableSink]) -> dict[str, int]:
     return {name: sink.close() for name, sink in sinks.items()}
 
 
-class _ExportState:
-    """Per-export accumulators: people and memberships (small), and the row sinks."""
-
-    def __init__(self, sinks: dict[str, TableSink], export_sha256: str) -> None:
-        self.sinks = sinks
-        self.sha = export_sha256
-        self.owner_id: str | None = None
-        self.people: dict[str, str | None] = {}
-        self.memberships: dict[tuple[str, str], tuple[str | None, str]] = {}
-
-    # -- people and memberships -------------------------------------------------
-
-    def person(self, person_id: str | None, name: object = None) -> None:
-        if person_id is None:
-            return
-        clean = name.strip() if isinstance(name, str) and storable_text(name) else None
-        if clean or person_id not in self.people:
-            self.people[person_id] = clean or self.people.get(person_id)
-
-    def member(self, conversation_id: str, person_id: str | None, source: str, role: str | None = None) -> None:
-        if person_id is None:
-            return
-        key = (conversation_id, person_id)
-        old = self.memberships.get(key)
-        self.memberships[key] = (role or (old[0] if old else None), old[1] if old else source)
-        self.person(person_id)
-
-    def finish(self) -> None:
-        if self.owner_id:
-            self.person(self.owner_id)
-        people = self.sinks["people"]
-        for person_id, name in self.people.items():
-            people.add((person_id, name, person_id == self.owner_id))
-        memberships = self.sinks["memberships"]
-        for (cid, pid), (role, source) in self.memberships.items():
-            memberships.add((cid, pid, role, source))
-
-    def reject(self, location: str, reason: str, raw: object) -> None:
-        self.sinks["rejected_records"].add((self.sha, location, reason, escaped_json(raw)))
-
-    # -- conversations ----------------------------------------------------------
-
-    def conversation(self, record: ConversationRecord, result: TransformResult) -> None:
-        data = record.data
-        location = f"conversations[{record.index}]"
-        cid = data.get("id")
-        if "__invalid__" in data or not isinstance(cid, str) or not cid.strip() or not storable_text(cid):
-            self.reject(location, "conversation without a usable id", data.get("__invalid__", data))
-            return
-        props = data.get("properties") if isinstance(data.get("properties"), dict) else None
-        thread = data.get("threadProperties") if isinstance(data.get("threadProperties"), dict) else None
-        kind = conversation_kind(cid)
-        display_name = _text(data.get("displayName"))
-        topic = _text(thread.get("topic")) if thread else None
-        self.sinks["conversations"].add(
-            (
-                cid,
-                kind,
-                display_name,
-                topic,
-                parse_int(data.get("version")),
-                parse_bool(props.get("conversationblocked")) if props else None,
-                _text(props.get("conversationstatus")) if props else None,
-                parse_iso_time(props.get("lastimreceivedtime")) if props else None,
-                _text(props.get("consumptionhorizon")) if props else None,
-                parse_int(thread.get("membercount")) if thread else None,
-                _text(thread.get("picture")) if thread else None,
-                _text(thread.get("description")) if thread else None,
-                parse_bool(thread.get("joiningEnabled")) if thread else None,
-                _json_column(props),
-                _json_column(thread),
-            )
-        )
-        if thread:
-            for person_id, role in _members(thread.get("members")):
-                self.member(cid, person_id, "members", role)
-        if kind == "one_to_one":
-            other = normalize_person_id(cid)
-            self.person(other, display_name)
-            self.member(cid, other, "one_to_one")
-            if self.owner_id:
-                self.member(cid, self.owner_id, "one_to_one")
-
-    # -- messages -----------------------------------------------------------------
-
-    def message(self, record: MessageRecord, result: PartResult) -> None:
-        try:
-            self._message(record, result)
-        except RejectedRecord as e:
-            self.reject(record.location, str(e), record.data)
-
-    def _message(self, record: MessageRecord, result: PartResult) -> None:
-        data = record.data
-        if not isinstance(data, dict):
-            raise RejectedRecord(f"a message must be a JSON object, not {_json_type(data)}")
-        raw_id = data.get("id")
-        if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
-            raise RejectedRecord("message without an id" if raw_id is None else f"message id is {_json_type(raw_id)}")
-        mid = str(raw_id).strip()
-        cid = data.get("conversationid")
-        if not mid or not isinstance(cid, str) or not cid.strip():
-            raise RejectedRecord("message without an id or conversationid")
-        sent_at = parse_iso_time(data.get("originalarrivaltime"))
-        if sent_at is None:
-            raise RejectedRecord(f"unparseable originalarrivaltime {data.get('originalarrivaltime')!r:.60}")
-        message_type = data.get("messagetype")
-        if message_type is not None and not isinstance(message_type, str):
-            raise RejectedRecord(f"messagetype is {_json_type(message_type)}")
-        message_type = message_type or ""
-        content = data.get("content")
-        if content is not None and not isinstance(content, str):
-            raise RejectedRecord(f"content is {_json_type(content)}")
-        props_raw = data.get("properties")
-        props = props_raw if isinstance(props_raw, dict) else {}
-        props_json = _json_column(props_raw)
-        for text in (mid, cid, message_type, content or "", props_json or ""):
-            if not storable_text(text):
-                raise RejectedRecord("text with a NUL character or an unpaired surrogate")
-        version = parse_int(data.get("version"))
-        if version is None:
-            version = parse_int(mid) or 0
-        sender_id = normalize_person_id(data.get("from"))
-        sender_name = _text(data.get("displayName"))
-        self.person(sender_id, sender_name)
-
-        parsed = parse_content(message_type, content)
-        edited_at = parse_epoch_ms(props.get("edittime")) or parsed.edited_at
-        deleted_at = parse_epoch_ms(props.get("deletetime"))
-        if deleted_at is None and parsed.deleted:
-            deleted_at = parsed.edited_at or sent_at
-        amsrefs = data.get("amsreferences")
-
-        self.sinks["messages"].add(
-            (
-                cid,
-                mid,
-                sent_at,
-                sender_id,
-                sender_name,
-                message_type,
-                content,
-                parsed.text,
-                edited_at,
-                deleted_at,
-                version,
-                parse_bool(props.get("isserversidegenerated")) is True,
-                props_json,
-                _json_column(amsrefs if isinstance(amsrefs, list) else None),
-            )
-        )
-        self.sinks["message_sources"].add((cid, mid, self.sha))
-        result.by_type[message_type] += 1
-        self._children(cid, mid, version, sent_at, props, parsed)
-
-    def _children(self, cid: str, mid: str, version: int, sent_at, props: dict, parsed: ParsedContent) -> None:
-        sinks = self.sinks
-        key = (cid, mid)
-        for i, m in enumerate(parsed.mentions):
-            person_id = m.person_id if m.person_id == "*" else normalize_person_id(m.person_id)
-            sinks["mentions"].add((*key, i, person_id or m.person_id, m.name, version))
-        for i, q in enumerate(parsed.quotes):
-            author = normalize_person_id(q.author_id)
-            self.person(author, q.author_name)
-            sinks["quotes"].add(
-                (*key, i, author, q.author_name, q.quoted_at, q.conversation_id, q.message_id, q.text, version)
-            )
-        for i, link in enumerate(parsed.links):
-            sinks["links"].add((*key, i, link.url, link.text, version))
-        album_id = _text(props.get("albumId"))
-        for i, a in enumerate(parsed.attachments):
-            sinks["attachments"].add(
-                (
-                    *key, i, a.kind, a.uri_type, a.original_name, a.size_bytes, a.width, a.height,
-                    a.duration_seconds, a.doc_id, a.uri, a.thumbnail_uri, album_id, _json_column(a.extra),
-                    None, None, version,
-                )
-            )
-        if parsed.call is not None or "callLog" in props or "call-log" in props:
-            self._call(key, version, props, parsed)
-        if parsed.thread_event is not None:
-            e = parsed.thread_event
-            targets = [normalize_person_id(t) or t for t in e.targets]
-            initiator = normalize_person_id(e.initiator)
-            self.person(initiator)
-            for target in targets:
-                self.person(target)
-                if e.event_type in ("member_added", "member_joined"):
-                    self.member(cid, target, "event")
-            sinks["thread_events"].add(
-                (*key, e.event_type, e.event_at, initiator, to_json(targets), e.value, e.role, version)
-            )
-        if parsed.poll is not None:
-            p = parsed.poll
-            sinks["polls"].add((*key, p.question, to_json(p.options), p.multiple_votes, p.expires_at, version))
-        if parsed.location is not None:
-            loc = parsed.location
-            sinks["locations"].add((*key, loc.latitude, loc.longitude, loc.address, loc.url, version))
-        for i, c in enumerate(parsed.contacts):
-            sinks["contact_cards"].add((*key, i, normalize_person_id(c.person_id), c.name, version))
-        self._reactions(key, version, props.get("emotions"))
-        self._url_previews(key, version, props.get("urlpreviews"))
-
-    def _call(self, key: tuple[str, str], version: int, props: dict, parsed: ParsedContent) -> None:
-        log_raw = props.get("callLog", props.get("call-log"))
-        log = json_value(log_raw)
-        log = log if isinstance(log, dict) else {}
-        call = parsed.call
-        durations = [p.duration_seconds for p in call.participants if p.duration_seconds is not None] if call else []
-        self.sinks["calls"].add(
-            (
-                *key,
-                (call.call_id if call else None) or _text(log.get("callId")),
-                (call.state if call else None) or _text(log.get("callState")),
-                max(durations) if durations else None,
-                _text(log.get("callDirection")),
-                _text(log.get("callType")),
-                _json_column(log or None),
-                version,
-            )
-        )
-        if call:
-            for i, p in enumerate(call.participants):
-                person_id = normalize_person_id(p.person_id)
-                self.person(person_id, p.name)
-                self.sinks["call_participants"].add((*key, i, person_id, p.name, p.duration_seconds, version))
-
-    def _reactions(self, key: tuple[str, str], version: int, emotions: object) -> None:
-        emotions = json_value(emotions)
-        if not isinstance(emotions, list):
-            return
-        seen: set[tuple[str, str]] = set()
-        for emotion in emotions:
-            if not isinstance(emotion, dict) or not isinstance(emotion.get("key"), str):
-                continue
-            for user in emotion.get("users") or ():
-                if not isinstance(user, dict):
-                    continue
-                person_id = normalize_person_id(user.get("mri"))
-                if person_id is None or (emotion["key"], person_id) in seen:
-                    continue
-                seen.add((emotion["key"], person_id))
-                self.person(person_id)
-                self.sinks["reactions"].add(
-                    (*key, emotion["key"], person_id, parse_epoch_ms(user.get("time")), version)
-                )
-
-    def _url_previews(self, key: tuple[str, str], version: int, previews: object) -> None:
-        previews = json_value(previews)
-        if not isinstance(previews, list):
-            return
-        for i, preview in enumerate(previews):
-            value = preview.get("value") if isinstance(preview, dict) else None
-            if isinstance(value, str):
-                value = json_value(value)
-            if not isinstance(value, dict):
-                continue
-            self.sinks["url_previews"].add(
-                (
-                    *key, i,
-                    _text(value.get("url")) or _text(value.get("target_url")),
-                    _text(value.get("title")),
-                    _text(value.get("description")),
-                    _text(value.get("site")),
-                    _text(value.get("thumbnail")) or _text(value.get("thumbnail_url")),
-                    version,
-                )
-            )
+def _write_marker(work_dir: Path, part: str, content: dict) -> None:
+    """Write a part's marker atomically (rename), after its files are complete."""
+    directory = work_dir / PARTS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{part}.json.tmp"
+    tmp.write_text(json.dumps(content))
+    os.replace(tmp, directory / f"{part}.json")
 
 
-def _text(value: object) -> str | None:
-    """A non-empty storable string, else ``None``."""
-    if isinstance(value, str) and value and storable_text(value):
-        return value
-    return None
-
-
-def _json_column(value: object) -> str | None:
-    """JSON text for a ``jsonb`` column; non-storable text is escaped so nothing is lost."""
-    if value is None:
+def _read_marker(work_dir: Path, part: str) -> dict | None:
+    path = work_dir / PARTS_DIR / f"{part}.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
         return None
-    text = to_json(value)
-    if text is None:
-        return None
-    if "\\u0000" in text:
-        text = text.replace("\\u0000", "\\\\u0000")
-    if not storable_text(text):
-        text = _LONE_SURROGATE.sub(lambda m: "\\\\u%04x" % ord(m.group()), text)
-    return text
-
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _json_type(value: object) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
-
-
-def _members(members: object) -> list[tuple[str | None, str | None]]:
-    """Member ids and roles from ``threadProperties.members`` in any of its shapes."""
-    if isinstance(members, str):
-        try:
-            members = json.loads(members)
-        except ValueError:
-            members = [m for m in members.replace(";", ",").split(",") if m.strip()]
-    if not isinstance(members, list):
-        return []
-    out: list[tuple[str | None, str | None]] = []
-    for m in members:
-        if isinstance(m, str):
-            out.append((normalize_person_id(m), None))
-        elif isinstance(m, dict):
-            mri = m.get("MemberMri") or m.get("id") or m.get("mri")
-            role = m.get("Role") or m.get("role")
-            out.append((normalize_person_id(mri), role if isinstance(role, str) else None))
-    return out
