@@ -288,9 +288,9 @@ def render(results: dict[str, Any], plot_name: str) -> str:
     lines += [
         "## Method",
         "",
-        "- Exports come from `etl_assets.etl.samples.generate_export(path, messages=N, seed=...,",
-        f"  heavy_share={results['exports'][0]['heavy_share']:g})` as `.tar` (with media files): one group",
-        "  conversation holds that share of the messages. They are kept in `benchmarks/data/` and reused.",
+        f"- Exports come from `etl_assets.etl.samples.generate_export(path, messages=N, seed={results['exports'][0]['seed']},",
+        f"  heavy_share={results['exports'][0]['heavy_share']:g})` as `.tar` with media files: one group conversation",
+        f"  holds {results['exports'][0]['heavy_share']:.0%} of the messages. They are kept in `benchmarks/data/` and reused.",
         "- Every run is its own subprocess (the parent only measures), loads into a fresh schema that",
         "  is dropped afterwards, and gets a fresh temporary `ETL_HOME`, so ours never reuses Parquet",
         "  from an earlier run. Contenders run interleaved, in an order rotated per repeat.",
