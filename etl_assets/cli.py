@@ -59,6 +59,7 @@ def load(
             schema=schema,
             batch_size=batch_size or settings.batch_size,
             workers=workers or settings.workers,
+            chunk_messages=settings.chunk_messages,
             memory_limit_mb=memory_limit_mb or settings.memory_limit_mb,
             max_member_bytes=settings.max_member_bytes,
             copy_raw=False,

@@ -10,6 +10,7 @@
 | ``ETL_SCHEMA`` | ``skype`` | warehouse schema |
 | ``ETL_BATCH_SIZE`` | ``20000`` | rows per Parquet row group |
 | ``ETL_WORKERS`` | cores, at most 4 | processes that transform messages |
+| ``ETL_CHUNK_MESSAGES`` | ``100000`` | messages per transform checkpoint |
 | ``ETL_MEMORY_LIMIT_MB`` | none | stop with a clear error past this RSS |
 | ``ETL_MAX_MEMBER_BYTES`` | none | largest ``messages.json`` accepted |
 """
@@ -41,6 +42,7 @@ class Settings:
     schema: str
     batch_size: int
     workers: int
+    chunk_messages: int
     memory_limit_mb: int | None
     max_member_bytes: int | None
 
@@ -61,6 +63,7 @@ class Settings:
             schema=os.environ.get("ETL_SCHEMA") or "skype",
             batch_size=_int_env("ETL_BATCH_SIZE") or 20_000,
             workers=_int_env("ETL_WORKERS") or default_workers(),
+            chunk_messages=_int_env("ETL_CHUNK_MESSAGES") or 100_000,
             memory_limit_mb=_int_env("ETL_MEMORY_LIMIT_MB"),
             max_member_bytes=_int_env("ETL_MAX_MEMBER_BYTES"),
         )

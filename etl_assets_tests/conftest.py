@@ -30,19 +30,24 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
-    """Admin URL of the PostgreSQL server under test."""
+def postgres_server() -> Iterator[tuple[str, Path | None]]:
+    """Admin URL of the PostgreSQL server under test, and its ETL_HOME when it is the embedded one."""
     external = os.environ.get("ETL_TEST_DATABASE_URL")
     if external:
-        yield external
+        yield external, None
         return
     # Not under pytest's basetemp: pytest prunes old basetemps while a server may still use one.
     home = Path(tempfile.mkdtemp(prefix="skype-etl-test-"))
     try:
-        yield start_embedded(home)
+        yield start_embedded(home), home
     finally:
         stop_embedded(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server_url(postgres_server: tuple[str, Path | None]) -> str:
+    return postgres_server[0]
 
 
 @pytest.fixture(scope="session")
@@ -98,5 +103,5 @@ def table_checksums(database_url: str, schema: str) -> dict[str, str]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that touches PostgreSQL as ``db`` (CI runs those against a second server)."""
     for item in items:
-        if {"server_url", "database_url"} & set(getattr(item, "fixturenames", ())):
+        if {"server_url", "database_url", "postgres_server"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.db)

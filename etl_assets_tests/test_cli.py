@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -14,14 +11,7 @@ from psycopg import sql
 from etl_assets.etl.samples import generate_export
 
 from .conftest import table_checksums
-
-
-def _run(*args: str, env_extra: dict[str, str] | None = None, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ETL_HOME": str(home), **(env_extra or {})}
-    env.pop("ETL_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "etl_assets.cli", *args], capture_output=True, text=True, env=env, timeout=600
-    )
+from .helpers import run_cli
 
 
 def _distinct_pairs(path: Path) -> int:
@@ -40,7 +30,7 @@ def _distinct_pairs(path: Path) -> int:
 def test_load_json_contract_and_idempotent_reload(database_url: str, schema: str, tmp_path: Path) -> None:
     truth = generate_export(tmp_path / "8_live_cli_export.tar", messages=5000, seed=5)
     args = ("load", str(truth.path), "--database-url", database_url, "--schema", schema, "--json")
-    done = _run(*args, home=tmp_path / "home")
+    done = run_cli(*args, home=tmp_path / "home")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     export = report["exports"][0]
@@ -51,7 +41,7 @@ def test_load_json_contract_and_idempotent_reload(database_url: str, schema: str
     for phase in ("extract", "transform", "load"):
         assert set(report["phases"][phase]) >= {"duration_seconds", "messages_per_second", "peak_rss_mb"}
     before = table_checksums(database_url, schema)
-    again = _run(*args, home=tmp_path / "home")
+    again = run_cli(*args, home=tmp_path / "home")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["exports"][0]["already_loaded"] is True
     assert table_checksums(database_url, schema) == before
@@ -60,7 +50,7 @@ def test_load_json_contract_and_idempotent_reload(database_url: str, schema: str
 def test_unusable_input_exits_2_with_one_line_and_loads_nothing(database_url: str, schema: str, tmp_path: Path) -> None:
     bad = tmp_path / "notes.tar"
     bad.write_bytes(b"this is not an archive at all" * 40)
-    done = _run("load", str(bad), "--database-url", database_url, "--schema", schema, home=tmp_path / "home")
+    done = run_cli("load", str(bad), "--database-url", database_url, "--schema", schema, home=tmp_path / "home")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -73,7 +63,7 @@ def test_unusable_input_exits_2_with_one_line_and_loads_nothing(database_url: st
 
 def test_other_failures_exit_1_without_the_password(tmp_path: Path, small_export) -> None:
     url = "postgresql://etl:s3cret-pa55@127.0.0.1:9/nowhere"
-    done = _run("load", str(small_export.path), "--database-url", url, home=tmp_path / "home")
+    done = run_cli("load", str(small_export.path), "--database-url", url, home=tmp_path / "home")
     assert done.returncode == 1
     assert "s3cret-pa55" not in done.stderr + done.stdout
     assert "cannot connect" in done.stderr

@@ -14,7 +14,7 @@ from etl_assets.etl import schema as s
 from etl_assets.etl.extractor import Extractor
 from etl_assets.etl.loader import Loader
 
-from .dagster_helpers import settings_for_test
+from .helpers import settings_for_test
 
 
 def test_definitions_load_with_the_expected_graph(tmp_path: Path) -> None:

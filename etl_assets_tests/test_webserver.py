@@ -23,7 +23,7 @@ from etl_assets.defs.partitions import partition_key_for
 from etl_assets.etl.extractor import Extractor
 from etl_assets.etl.loader import Loader
 
-from .dagster_helpers import settings_for_test
+from .helpers import settings_for_test
 
 pytestmark = pytest.mark.slow
 

@@ -135,6 +135,8 @@ def transformed_export(
         metadata={
             **phase_metadata(stats),
             "rows": dg.MetadataValue.json(handle.rows),
+            "resumed_parts": handle.resumed_parts,
+            "parts": handle.parts,
             "by_type": dg.MetadataValue.json(dict(sorted(handle.by_type.items()))),
             "dagster/uri": handle.directory,
         },
@@ -182,6 +184,7 @@ def skype_tables(
         **phase_metadata(stats),
         "export_sha256": transformed_export.sha256,
         "already_loaded": result.already_loaded,
+        "resumed_parts": result.resumed_parts,
         "database": postgres.display_url(),
     }
     for table in WAREHOUSE_TABLES:

