@@ -196,6 +196,7 @@ class ETLPipeline:
             batch_size=self.batch_size,
             workers=self.workers,
             chunk_messages=self.chunk_messages,
+            media_dir=self.artifacts_dir / "media",
             check=self.monitor.check,
         )
 

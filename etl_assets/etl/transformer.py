@@ -29,11 +29,12 @@ from pathlib import Path
 from . import schema
 from .extractor import ConversationRecord, Extractor, MessageRecord
 from .faults import crash_point
+from .media import copy_media
 from .parquet_sink import TableSink
 from .rows import RowWriter
 from .values import normalize_person_id
 
-TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.3"
+TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.4"
 """Changes whenever the transformation's output would change; part of the cache key."""
 
 PARTS_DIR = "_parts"
@@ -60,6 +61,8 @@ class ScanResult:
     counts: list[int]
     workers: int
     part: PartResult
+    media: dict[str, str] | None = None
+    """Docid -> stored media file; ``None`` when the archive has no media folder."""
 
     @property
     def conversations(self) -> int:
@@ -108,6 +111,7 @@ class MessageShare:
     workers: int
     batch_size: int
     chunk_messages: int
+    media: dict[str, str] | None
 
 
 class Transformer:
@@ -122,6 +126,7 @@ class Transformer:
         workers: int = 1,
         min_messages_per_worker: int = 25_000,
         chunk_messages: int = 100_000,
+        media_dir: Path | None = None,
         check: CheckFn | None = None,
     ) -> None:
         self.work_dir = Path(work_dir)
@@ -130,6 +135,7 @@ class Transformer:
         self.workers = max(1, workers)
         self.min_messages_per_worker = min_messages_per_worker
         self.chunk_messages = chunk_messages
+        self.media_dir = media_dir
         self.check = check
 
     # -- pass 1: conversations ----------------------------------------------------------
@@ -162,7 +168,9 @@ class Transformer:
         writer.flush_people()
         part = PartResult(rows=_close_sinks(sinks))
         workers = max(1, min(self.workers, sum(counts) // self.min_messages_per_worker))
-        result = ScanResult(user_id, export_date, counts, workers, part)
+        media = copy_media(extractor, self.media_dir, max_bytes=extractor.max_member_bytes) if self.media_dir else None
+        crash_point("transform.media_copied")
+        result = ScanResult(user_id, export_date, counts, workers, part, media)
         _write_marker(self.work_dir, "conversations", asdict(result))
         crash_point("transform.scan_marked")
         return result, False
@@ -188,6 +196,7 @@ class Transformer:
                 workers=workers,
                 batch_size=self.batch_size,
                 chunk_messages=self.chunk_messages,
+                media=scan.media,
             )
             for k in range(workers)
         ]
@@ -258,6 +267,7 @@ class _Chunk:
         self.sinks = _open_sinks(work_dir, self.name, share.batch_size)
         self.writer = RowWriter(self.sinks, share.export_sha256)
         self.writer.owner_id = share.owner_id
+        self.writer.media = share.media
         self.part = PartResult()
         self.by_type: Counter = Counter()
 

@@ -1,0 +1,93 @@
+"""Media files of an export (``media/<docid>.<n>.<ext>``), copied into the artifact store.
+
+Only regular files whose names are plain ``media/<name>`` are taken: no directories,
+links, devices, ``..`` or absolute paths, so nothing is ever written outside the store.
+Each file is streamed; one larger than ``max_bytes`` is skipped and reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from .extractor import Extractor
+
+log = logging.getLogger(__name__)
+_MEDIA_NAME = re.compile(r"^(?:\./)?media/([A-Za-z0-9_-][A-Za-z0-9._-]{0,200})$")
+
+
+def copy_media(extractor: Extractor, media_dir: Path, *, max_bytes: int | None = None) -> dict[str, str] | None:
+    """Copy the export's media files into ``media_dir``; return docid -> stored file.
+
+    ``None`` when the archive has no ``media/`` folder (exported without files). For a
+    docid with several files (``.1.`` content, ``.2.`` preview), the ``.1.`` file is
+    returned. Manifests (``<docid>.json``) are copied too but not returned.
+    """
+    if extractor.path is None or extractor.container not in ("tar", "tar.gz", "zip"):
+        return None
+    stored: dict[str, str] | None = None
+    for name, size, open_file in _regular_members(extractor):
+        match = _MEDIA_NAME.match(name)
+        if match is None:
+            continue
+        file_name = match.group(1)
+        stored = {} if stored is None else stored
+        if max_bytes is not None and size > max_bytes:
+            log.warning("%s: skipped %s (%d bytes, over the limit of %d)", extractor.name, name, size, max_bytes)
+            continue
+        target = media_dir / file_name
+        if not (target.exists() and target.stat().st_size == size):
+            media_dir.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            with open_file() as source, open(partial, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+            partial.replace(target)
+        docid, _, rest = file_name.partition(".")
+        if rest.endswith(".json") or rest == "json":
+            continue
+        if docid not in stored or rest.startswith("1."):
+            stored[docid] = str(target)
+    return stored
+
+
+def _regular_members(extractor: Extractor) -> Iterator[tuple[str, int, object]]:
+    """(name, size, opener) of every regular file of the archive, in archive order."""
+    assert extractor.path is not None
+    if extractor.container == "zip":
+        with zipfile.ZipFile(extractor.path) as archive:
+            for info in archive.infolist():
+                is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+                if not info.is_dir() and not is_link:
+                    yield info.filename, info.file_size, _zip_opener(archive, info)
+        return
+    with tarfile.open(extractor.path, mode="r:*") as archive:
+        for info in archive:
+            if info.isfile():
+                yield info.name, info.size, _tar_opener(archive, info)
+
+
+def _zip_opener(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
+    @contextmanager
+    def open_file() -> Iterator[BinaryIO]:
+        with archive.open(info) as handle:
+            yield handle  # type: ignore[misc]
+
+    return open_file
+
+
+def _tar_opener(archive: tarfile.TarFile, info: tarfile.TarInfo):
+    @contextmanager
+    def open_file() -> Iterator[BinaryIO]:
+        handle = archive.extractfile(info)
+        assert handle is not None
+        with handle:
+            yield handle  # type: ignore[misc]
+
+    return open_file

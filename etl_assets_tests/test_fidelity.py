@@ -1,0 +1,195 @@
+"""Fidelity in PostgreSQL: structured rows field by field, later exports, shared group chats."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from etl_assets.etl.pipeline import ETLPipeline
+
+
+def _message(mid: str, conversation: str, sender: str, mtype: str, content: str, *, name=None, props=None, version=None, at=None) -> dict:
+    return {
+        "id": mid,
+        "conversationid": conversation,
+        "originalarrivaltime": at or f"2020-09-13T12:{int(mid) % 60:02d}:40.123Z",
+        "messagetype": mtype,
+        "version": version if version is not None else int(mid),
+        "from": sender,
+        "displayName": name,
+        "content": content,
+        "properties": props,
+        "amsreferences": None,
+    }
+
+
+def _export(path: Path, owner: str, conversations: list[dict]) -> Path:
+    path.write_text(json.dumps({"userId": owner, "exportDate": "2025-04-30T18:02", "conversations": conversations}))
+    return path
+
+
+def _rows(database_url: str, schema: str, query: str, *params) -> list[tuple]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(sql.SQL(query).format(s=sql.Identifier(schema)), params).fetchall()
+
+
+GROUP = "19:b1c2d3@thread.skype"
+
+
+@pytest.fixture
+def loaded(database_url: str, schema: str, tmp_path: Path):
+    """One export with one message of each structured kind, loaded."""
+    messages = [
+        _message("1600000000001", GROUP, "8:live:ann", "RichText",
+                 '<quote author="8:live:bob" authorname="Bob" timestamp="1600000000" messageid="1599999999999">'
+                 "<legacyquote>[1600000000] Bob: </legacyquote>Are you coming?<legacyquote>\n\n&lt;&lt;&lt; </legacyquote>"
+                 '</quote>Yes, <at id="8:live:bob">Bob</at>! See <a href="https://example.org/x">the map</a>',
+                 name="Ann", props={"emotions": [{"key": "heart", "users": [{"mri": "8:live:bob", "time": 1600000005000}]}]}),
+        _message("1600000000002", GROUP, "8:live:bob", "Event/Call",
+                 '<partlist type="ended" alt="" callId="call-7"><part identity="8:live:ann"><name>Ann</name>'
+                 "<duration>84.82</duration></part><part identity=\"8:live:bob\"><name>Bob</name><duration>80.5</duration></part></partlist>",
+                 name="Bob", props={"call-log": json.dumps({"callDirection": "outgoing", "callType": "audio", "callState": "ended"})}),
+        _message("1600000000003", GROUP, "8:live:ann", "ThreadActivity/DeleteMember",
+                 "<deletemember><eventtime>1600000003000</eventtime><initiator>8:live:cat</initiator>"
+                 "<target>8:live:cat</target></deletemember>"),
+        _message("1600000000004", GROUP, "8:live:ann", "RichText/Location",
+                 '<location latitude="52520008" longitude="13404954" address="Berlin"><a href="https://maps/x">Berlin</a></location>',
+                 name="Ann"),
+        _message("1600000000005", GROUP, "8:live:bob", "Poll",
+                 '<URIObject type="Poll" title="Where next?" expirationTimeMs="1740844380000" '
+                 'optionsEncoded="Telegram|WhatsApp|Slack" allowMultipleVotes="true">Where next?</URIObject>', name="Bob"),
+        _message("1600000000006", GROUP, "8:live:ann", "Sparkle/Hologram", '{"future": true}', name="Ann"),
+    ]
+    conversations = [
+        {"id": GROUP, "displayName": "Trip", "threadProperties": {"topic": "Trip", "members": '["8:live:ann","8:live:bob"]'},
+         "MessageList": list(reversed(messages))},
+        {"id": "8:live:bob", "displayName": None, "MessageList": None},
+    ]
+    path = _export(tmp_path / "export.json", "8:live:ann", conversations)
+    ETLPipeline(database_url, tmp_path / "artifacts", schema=schema).run(path)
+    return lambda query, *params: _rows(database_url, schema, query, *params)
+
+
+def test_reply_mention_link_and_reaction(loaded) -> None:
+    [(text,)] = loaded("SELECT content_text FROM {s}.messages WHERE message_id = '1600000000001'")
+    assert text == "Yes, @Bob! See the map"
+    assert loaded("SELECT author_id, author_name, quoted_at, quoted_message_id, text FROM {s}.quotes") == [
+        ("8:live:bob", "Bob", datetime(2020, 9, 13, 12, 26, 40, tzinfo=UTC), "1599999999999", "Are you coming?")
+    ]
+    assert loaded("SELECT person_id, name FROM {s}.mentions") == [("8:live:bob", "Bob")]
+    assert loaded("SELECT url, text FROM {s}.links") == [("https://example.org/x", "the map")]
+    assert loaded("SELECT reaction, person_id, reacted_at FROM {s}.reactions") == [
+        ("heart", "8:live:bob", datetime(2020, 9, 13, 12, 26, 45, tzinfo=UTC))
+    ]
+
+
+def test_call_with_participants_and_log(loaded) -> None:
+    assert loaded("SELECT call_id, state, duration_seconds, direction, call_type FROM {s}.calls") == [
+        ("call-7", "ended", 84.82, "outgoing", "audio")
+    ]
+    assert loaded("SELECT person_id, name, duration_seconds FROM {s}.call_participants ORDER BY position") == [
+        ("8:live:ann", "Ann", 84.82),
+        ("8:live:bob", "Bob", 80.5),
+    ]
+
+
+def test_member_left_location_poll_and_unknown_type(loaded) -> None:
+    assert loaded("SELECT event_type, initiator, targets, event_at FROM {s}.thread_events") == [
+        ("member_left", "8:live:cat", ["8:live:cat"], datetime(2020, 9, 13, 12, 26, 43, tzinfo=UTC))
+    ]
+    assert loaded("SELECT latitude, longitude, address FROM {s}.locations") == [(52.520008, 13.404954, "Berlin")]
+    assert loaded("SELECT question, options, multiple_votes FROM {s}.polls") == [
+        ("Where next?", ["Telegram", "WhatsApp", "Slack"], True)
+    ]
+    assert loaded("SELECT content_raw FROM {s}.messages WHERE message_type = 'Sparkle/Hologram'") == [('{"future": true}',)]
+
+
+def test_conversations_people_and_memberships(loaded) -> None:
+    assert loaded("SELECT conversation_id, kind, display_name FROM {s}.conversations ORDER BY 1") == [
+        ("19:b1c2d3@thread.skype", "group", "Trip"),
+        ("8:live:bob", "one_to_one", "Bob"),  # no displayName and no messages: named after the other person
+    ]
+    assert loaded("SELECT person_id FROM {s}.memberships WHERE conversation_id = %s ORDER BY 1", GROUP) == [
+        ("8:live:ann",), ("8:live:bob",)
+    ]
+    assert loaded("SELECT person_id, is_owner FROM {s}.people WHERE is_owner") == [("8:live:ann", True)]
+
+
+def test_full_text_search(loaded) -> None:
+    assert loaded(
+        "SELECT message_id FROM {s}.messages WHERE content_tsv @@ websearch_to_tsquery('simple', 'map coming')"
+    ) == []  # "coming" is in the quoted part, not in the reply
+    assert loaded("SELECT message_id FROM {s}.messages WHERE content_tsv @@ websearch_to_tsquery('simple', 'see map')") == [
+        ("1600000000001",)
+    ]
+
+
+def _generated_messages(path: Path) -> dict:
+    with tarfile.open(path) as archive:
+        return json.load(archive.extractfile("messages.json"))
+
+
+def test_a_later_export_adds_exactly_the_new_messages(database_url: str, schema: str, small_export, tmp_path: Path) -> None:
+    later = _generated_messages(small_export.path)
+    cutoff = "2024-01-01T00:00:00Z"
+    earlier = json.loads(json.dumps(later))
+    for conversation in earlier["conversations"]:
+        if isinstance(conversation.get("MessageList"), list):
+            conversation["MessageList"] = [
+                m for m in conversation["MessageList"]
+                if isinstance(m, dict) and isinstance(m.get("originalarrivaltime"), str) and m["originalarrivaltime"] < cutoff
+            ]
+
+    def pairs(doc: dict) -> set:
+        from etl_assets.etl.values import parse_iso_time
+
+        return {
+            (m["conversationid"], str(m["id"]))
+            for c in doc["conversations"] if isinstance(c.get("MessageList"), list)
+            for m in c["MessageList"]
+            if isinstance(m, dict) and isinstance(m.get("id"), (str, int)) and not isinstance(m.get("id"), bool)
+            and isinstance(m.get("conversationid"), str) and parse_iso_time(m.get("originalarrivaltime"))
+            and "\x00" not in (m.get("content") or "")
+        }
+
+    earlier_path, later_path = tmp_path / "earlier.json", tmp_path / "later.json"
+    earlier_path.write_text(json.dumps(earlier))
+    later_path.write_text(json.dumps(later))
+    pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema)
+    first = pipeline.run(earlier_path)
+    second = pipeline.run(later_path)
+    new_pairs = pairs(later) - pairs(earlier)
+    assert 0 < len(new_pairs) < len(pairs(later))
+    assert second.load.rows_changed["messages"] >= len(new_pairs)
+    total = _rows(database_url, schema, "SELECT count(*) FROM {s}.messages")[0][0]
+    assert total == first.load.messages + len(new_pairs) == small_export.messages
+    in_both = _rows(database_url, schema, "SELECT count(*) FROM {s}.message_sources GROUP BY conversation_id, message_id HAVING count(*) = 2")
+    assert len(in_both) == len(pairs(earlier) & pairs(later))
+
+
+def test_exports_of_two_accounts_merge_a_shared_group_chat(database_url: str, schema: str, tmp_path: Path) -> None:
+    shared = _message("1600000000020", GROUP, "8:live:bob", "RichText", "hello both", name="Bob")
+    ann = _export(tmp_path / "ann.json", "8:live:ann", [
+        {"id": GROUP, "displayName": "Trip", "MessageList": [shared, _message("1600000000021", GROUP, "8:live:ann", "RichText", "from ann")]},
+    ])
+    bob = _export(tmp_path / "bob.json", "live:bob", [
+        {"id": GROUP, "displayName": "Trip", "MessageList": [_message("1600000000022", GROUP, "live:bob", "RichText", "from bob"), shared]},
+    ])
+    pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema)
+    pipeline.run(ann)
+    pipeline.run(bob)
+    assert _rows(database_url, schema, "SELECT count(*) FROM {s}.conversations") == [(1,)]
+    assert _rows(database_url, schema, "SELECT count(*) FROM {s}.messages") == [(3,)]
+    assert _rows(database_url, schema, "SELECT person_id FROM {s}.people WHERE is_owner ORDER BY 1") == [
+        ("8:live:ann",), ("8:live:bob",)
+    ]
+    assert _rows(
+        database_url, schema,
+        "SELECT count(*) FROM {s}.message_sources WHERE message_id = '1600000000020'",
+    ) == [(2,)]
