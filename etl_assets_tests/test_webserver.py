@@ -12,8 +12,10 @@ import signal
 import socket
 import subprocess
 import sys
+import shutil
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ from etl_assets.defs.partitions import partition_key_for
 from etl_assets.etl.extractor import Extractor
 from etl_assets.etl.loader import Loader
 
-from .helpers import settings_for_test
+from .helpers import drop_schema, settings_for_test
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +50,10 @@ def _graphql(base: str, query: str, variables: dict | None = None) -> dict:
     return document["data"]
 
 
-@pytest.fixture
-def dagster_dev(tmp_path: Path, database_url: str, schema: str):
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory: pytest.TempPathFactory, database_url: str):
+    tmp_path = tmp_path_factory.mktemp("dagster_dev")
+    schema = f"ui_{uuid.uuid4().hex[:8]}"
     settings = settings_for_test(tmp_path, database_url, schema)
     env = {
         **os.environ,
@@ -79,8 +83,9 @@ def dagster_dev(tmp_path: Path, database_url: str, schema: str):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError((tmp_path / "dagster_dev.log").read_text()[-3000:])
                 time.sleep(1)
-        yield base, info, settings
+        yield base, info, settings, schema
     finally:
+        drop_schema(database_url, schema)
         os.killpg(process.pid, signal.SIGINT)
         try:
             process.wait(60)
@@ -89,8 +94,8 @@ def dagster_dev(tmp_path: Path, database_url: str, schema: str):
         log.close()
 
 
-def test_webserver_runs_an_export_launched_through_graphql(dagster_dev, database_url: str, schema: str, small_export) -> None:
-    base, info, settings = dagster_dev
+def test_webserver_runs_an_export_launched_through_graphql(dagster_dev, database_url: str, small_export) -> None:
+    base, info, settings, schema = dagster_dev
     assert "dagster_webserver_version" in info
 
     repos = _graphql(base, "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }")
@@ -133,3 +138,34 @@ def test_webserver_runs_an_export_launched_through_graphql(dagster_dev, database
         time.sleep(2)
     assert status == "SUCCESS"
     assert Loader(database_url, schema).table_counts()["messages"] == small_export.messages
+
+
+def test_the_ui_shows_lineage_partitions_columns_and_phase_statistics(dagster_dev, small_export) -> None:
+    """A real browser on the real UI, after the run of the test above."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("needs Debian's chromium (CI installs it): apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    base, _, _, _ = dagster_dev
+    sha, _ = Extractor(small_export.path).sha256()
+    key = partition_key_for(small_export.path.name, sha)
+    pages = {
+        "/assets/raw_export?view=lineage&lineageScope=upstream": ["skype_export", "raw_export", "1 partition"],
+        "/assets/raw_export?view=partitions": [key],
+        "/assets/skype/messages": ["Row count", f"{small_export.messages:,}", "content_text", "skype.messages"],
+        "/assets/transformed_export?view=events": ["transform/messages_per_second", "transform/peak_rss_mb"],
+        "/assets/skype/messages?view=lineage&lineageScope=upstream": ["transformed_export", "messages"],
+    }
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        page = browser.new_page(viewport={"width": 1600, "height": 1100})
+        try:
+            for path, expected in pages.items():
+                page.goto(base + path, wait_until="networkidle")
+                for text in expected:
+                    page.get_by_text(text, exact=False).first.wait_for(timeout=30_000)
+        finally:
+            browser.close()

@@ -20,7 +20,8 @@ from .metadata import phase_metadata, table_spec_metadata
 from .partitions import EXPORT_SUFFIXES, export_stem, sha_prefix, skype_exports
 from .resources import PipelineSettings, PostgresResource
 
-GROUP = "skype"
+EXPORT_GROUP = "export"
+WAREHOUSE_GROUP = "warehouse"
 WAREHOUSE_SCHEMA_FOR_SPECS = "skype"
 
 inbox_export = dg.AssetSpec(
@@ -72,7 +73,7 @@ def _fail_on_bad_input(error: Exception) -> dg.Failure:
 @dg.asset(
     partitions_def=skype_exports,
     deps=[inbox_export],
-    group_name=GROUP,
+    group_name=EXPORT_GROUP,
     io_manager_key="handle_io_manager",
     code_version="1",
     retry_policy=retry_policy,
@@ -110,7 +111,7 @@ def raw_export(
 
 @dg.asset(
     partitions_def=skype_exports,
-    group_name=GROUP,
+    group_name=EXPORT_GROUP,
     io_manager_key="handle_io_manager",
     code_version=TRANSFORM_VERSION,
     retry_policy=retry_policy,
@@ -156,7 +157,7 @@ def table_key(table: s.Table) -> dg.AssetKey:
             key=table_key(t),
             description=t.doc,
             deps=[transformed_export],
-            group_name=GROUP,
+            group_name=WAREHOUSE_GROUP,
             partitions_def=skype_exports,
             metadata=table_spec_metadata(t, WAREHOUSE_SCHEMA_FOR_SPECS),
             kinds={"postgres", "table"},

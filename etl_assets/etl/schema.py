@@ -170,7 +170,7 @@ MESSAGES = Table(
         _MID,
         Column("sent_at", "timestamptz", "`originalarrivaltime`, any fraction length.", nullable=False),
         Column("sender_id", "text", "Normalized sender id (`from`, URL form and missing prefix resolved)."),
-        Column("sender_name", "text", "`displayName` of the sender; the owner's name when blank."),
+        Column("sender_name", "text", "`displayName` of the sender (often empty on the export owner's own messages)."),
         Column("message_type", "text", "`messagetype`, verbatim (`RichText`, `Event/Call`, ...).", nullable=False),
         Column("content_raw", "text", "`content`, verbatim."),
         Column("content_text", "text", "What a person reads: markup removed, entities decoded, quotes split off."),
