@@ -90,12 +90,13 @@ def ensure_export(size: int, seed: int, heavy_share: float) -> Export:
     """Generate ``benchmarks/data/export_<size>_s<seed>_h<share>.tar`` unless it is already there."""
     from etl_assets.etl.samples import generate_export
 
-    path = DATA / f"export_{size}_s{seed}_h{heavy_share:g}.tar"
+    path = DATA / f"export_{size}_s{seed}_h{heavy_share:g}_nomedia.tar"
     sidecar = path.with_suffix(".truth.json")
     if path.exists() and sidecar.exists():
         return Export(**{**json.loads(sidecar.read_text()), "path": path})
     print(f"generating {path.name} ({size:,} messages) ...", file=sys.stderr, flush=True)
-    truth = generate_export(path, messages=size, seed=seed, heavy_share=heavy_share)
+    # Without media files: no other contender copies them (ours does, as its own phase).
+    truth = generate_export(path, messages=size, seed=seed, heavy_share=heavy_share, media=False)
     with tarfile.open(path) as tar:
         json_bytes = next(m.size for m in tar if m.name.removeprefix("./") == "messages.json")
     export = Export(

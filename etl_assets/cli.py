@@ -91,6 +91,9 @@ def load(
             f"{export['rejected']} rejected{state}"
         )
     for name, phase in report["phases"].items():
+        if name == "media":
+            click.echo(f"  {name:<9} {phase['duration_seconds']:8.2f} s  {phase['messages']:>10} files copied")
+            continue
         click.echo(
             f"  {name:<9} {phase['duration_seconds']:8.2f} s  {phase['messages_per_second']:10.0f} msg/s  "
             f"peak {phase['peak_rss_mb']:.0f} MB"

@@ -88,7 +88,7 @@ def table_checksums(database_url: str, schema: str) -> dict[str, str]:
 
     out: dict[str, str] = {}
     with psycopg.connect(database_url) as conn:
-        for table in s.TRANSFORMED_TABLES + (s.EXPORTS,):
+        for table in s.TRANSFORMED_TABLES + s.DERIVED_TABLES + (s.EXPORTS,):
             columns = [c.name for c in table.columns if c.name != "loaded_at"]
             query = sql.SQL("SELECT md5(string_agg(row_text, '|' ORDER BY row_text)) FROM (SELECT ROW({}){} AS row_text FROM {}.{}) r").format(
                 sql.SQL(", ").join(map(sql.Identifier, columns)),

@@ -56,6 +56,7 @@ def test_whole_graph_materializes_with_counts_equal_to_truth(tmp_path: Path, dat
         raw = materializations["raw_export"].materialization.metadata
         assert raw["extract/messages_processed"].value == small_export.message_records + small_export.rejected
         assert "transform/messages_per_second" in materializations["transformed_export"].materialization.metadata
+        assert materializations["export_media"].materialization.metadata["media/messages_processed"].value == small_export.rows["media_files"] + len(list((Path(settings.artifacts) / "media").glob("*.json"))) + len(list((Path(settings.artifacts) / "media").glob("*.2.*")))
         messages = materializations["skype/messages"].materialization.metadata
         assert messages["dagster/row_count"].value == small_export.messages
         assert messages["dagster/table_name"].value == f"{schema}.messages"
@@ -68,7 +69,7 @@ def test_whole_graph_materializes_with_counts_equal_to_truth(tmp_path: Path, dat
         for table, expected in small_export.rows.items():
             if table in counts:
                 assert counts[table] == expected, table
-        assert counts["etl_phase_stats"] == 3
+        assert counts["etl_phase_stats"] == 4  # extract, transform, load, media
         handle = json.loads((Path(settings.handles_url) / "transformed_export" / f"{key}.json").read_text())
         assert handle["type"] == "TransformedHandle"
         assert handle["value"]["sha256"].startswith(key.rsplit("-", 1)[1])

@@ -14,7 +14,7 @@ from etl_assets.etl.pipeline import ETLPipeline
 def test_run_reports_each_phase(database_url: str, schema: str, small_export, tmp_path: Path) -> None:
     pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema)
     result = pipeline.run(small_export.path)
-    assert set(result.phases) == {"extract", "transform", "load"}
+    assert set(result.phases) == {"extract", "transform", "load", "media"}
     extract = result.phases["extract"]
     assert extract.messages_total == extract.messages_processed > 0
     assert extract.bytes_read == small_export.path.stat().st_size
@@ -74,5 +74,6 @@ def test_media_files_are_copied_and_linked_by_docid(database_url: str, schema: s
     assert statuses == {"stored", "missing"}  # the generator leaves some media out, as real exports do
     for doc_id, path, status in rows:
         if status == "stored":
-            assert Path(path).is_file() and Path(path).name.startswith(doc_id + ".1.")
-            assert Path(path).resolve().is_relative_to((tmp_path / "artifacts" / "media").resolve())
+            stored_file = tmp_path / "artifacts" / path
+            assert stored_file.is_file() and stored_file.name.startswith(doc_id + ".1.")
+            assert stored_file.resolve().is_relative_to((tmp_path / "artifacts" / "media").resolve())

@@ -144,6 +144,32 @@ def transformed_export(
     )
 
 
+@dg.asset(
+    partitions_def=skype_exports,
+    group_name=EXPORT_GROUP,
+    code_version="1",
+    retry_policy=retry_policy,
+    kinds={"file"},
+)
+def export_media(
+    context: dg.AssetExecutionContext,
+    raw_export: RawHandle,
+    pipeline_settings: PipelineSettings,
+    postgres: PostgresResource,
+) -> dg.MaterializeResult:
+    """The export's media files copied into ``<artifacts>/media``; attachments name them by docid."""
+    pipeline = pipeline_settings.pipeline(postgres, context.run.run_id)
+    stats = pipeline.copy_media(raw_export)
+    pipeline.record_stats(raw_export.sha256, [stats])
+    return dg.MaterializeResult(
+        metadata={
+            **phase_metadata(stats),
+            "files_in_archive": raw_export.media_files,
+            "dagster/uri": str(Path(pipeline_settings.artifacts_dir) / "media"),
+        }
+    )
+
+
 WAREHOUSE_TABLES = s.ALL_TABLES
 
 

@@ -15,13 +15,13 @@ import dagster as dg
 
 from ..etl.errors import InvalidExportError
 from ..etl.extractor import Extractor
-from .assets import inbox_export, raw_export, skype_tables, transformed_export
+from .assets import export_media, inbox_export, raw_export, skype_tables, transformed_export
 from .partitions import EXPORT_SUFFIXES, partition_key_for, skype_exports
 from .resources import PipelineSettings
 
 load_skype_export = dg.define_asset_job(
     "load_skype_export",
-    selection=dg.AssetSelection.assets(raw_export, transformed_export, skype_tables),
+    selection=dg.AssetSelection.assets(raw_export, transformed_export, skype_tables, export_media),
     description="Raw, transformed and loaded tables for one export partition.",
 )
 

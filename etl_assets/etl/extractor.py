@@ -6,16 +6,35 @@ container is recognized by its first bytes, not its name. Members are read by
 name straight from the container; nothing is extracted to disk. ``messages.json``
 is streamed with ijson's C backend, one conversation header or message at a time,
 so memory does not grow with the file or with any one conversation.
+
+Hostile input stays bounded:
+
+- ``messages.json`` larger than ``max_member_bytes`` stops with a clear error, for a
+  tar or zip member before a byte of it is inflated (its header gives the size).
+- JSON nested deeper than :data:`MAX_DEPTH` levels is a whole-file error naming the
+  record; the validating :meth:`Extractor.scan` finds it with constant memory
+  (ijson's prefixed events would need memory quadratic in the depth).
+- A string spanning many read buffers is read in growing buffers (yajl re-lexes a
+  token from its start at every buffer, which is quadratic in the string's length).
+- Invalid UTF-8 and unpaired surrogate escapes (``\\ud800``), which yajl rejects for
+  the whole file or silently turns into ``?``, are replaced by a marked text:
+  U+FFFD, a NUL and the original bytes spelled out (``\\xff``, ``\\ud800``). The NUL
+  makes the transformer reject the record that holds it, with its location, while the
+  rest of the export loads; the spelled-out bytes keep what was there. UTF-8 is only
+  checked when yajl reports a problem: the parse then restarts with the repair on and
+  continues where it stopped, so valid files pay nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import re
 import shutil
 import tarfile
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +46,12 @@ from .errors import InvalidExportError
 
 MESSAGES_MEMBER = "messages.json"
 _CHUNK = 1 << 20
+
+MAX_DEPTH = 128
+"""Deepest nesting of JSON containers accepted in ``messages.json`` (real exports use about 10)."""
+
+MARK = "\ufffd\x00"
+"""Starts the text that replaces invalid UTF-8 or an unpaired surrogate in a string."""
 
 
 @dataclass(slots=True)
@@ -112,6 +137,9 @@ def sniff_container(head: bytes) -> str:
     return "unknown"
 
 
+_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError)
+
+
 class Extractor:
     """Opens one export and streams its records.
 
@@ -178,7 +206,7 @@ class Extractor:
         with self._open_source() as f:
             try:
                 head = gzip.GzipFile(fileobj=f).read(512)
-            except (OSError, EOFError) as e:
+            except (OSError, EOFError, zlib.error) as e:
                 raise InvalidExportError(self.name, f"damaged gzip data ({e})") from None
         inner = sniff_container(head)
         return {"tar": "tar.gz", "json": "json.gz"}.get(inner, "unknown")
@@ -198,11 +226,24 @@ class Extractor:
             else:
                 yield self._zip_member(f, member)
 
+    def _too_large(self, member: str, size: int) -> None:
+        if self.max_member_bytes is not None and size > self.max_member_bytes:
+            raise InvalidExportError(
+                self.name,
+                f"{member} is larger than the limit of {self.max_member_bytes} bytes ({size} bytes)",
+            )
+
     def _tar_member(self, f: BinaryIO, member: str) -> BinaryIO:
+        """The member's stream; its size is checked as soon as its header is read."""
+        wanted: list[tarfile.TarInfo] = []
         try:
             archive = tarfile.open(fileobj=f, mode="r:*")
-            wanted = [m for m in archive.getmembers() if _root_name(m.name) == member]
-        except (tarfile.TarError, EOFError, OSError) as e:
+            for info in archive:
+                if _root_name(info.name) == member:
+                    if not wanted and info.isfile():
+                        self._too_large(member, info.size)
+                    wanted.append(info)
+        except _ARCHIVE_ERRORS as e:
             raise InvalidExportError(self.name, f"damaged tar archive ({e})") from None
         if not wanted:
             raise InvalidExportError(self.name, f"the archive has no {member} at its root")
@@ -218,24 +259,34 @@ class Extractor:
     def _zip_member(self, f: BinaryIO, member: str) -> BinaryIO:
         try:
             archive = zipfile.ZipFile(f)
-            wanted = [n for n in archive.namelist() if _root_name(n) == member]
-        except (zipfile.BadZipFile, OSError) as e:
+            wanted = [i for i in archive.infolist() if _root_name(i.filename) == member]
+        except _ARCHIVE_ERRORS as e:
             raise InvalidExportError(self.name, f"damaged zip archive ({e})") from None
         if not wanted:
             raise InvalidExportError(self.name, f"the archive has no {member} at its root")
         if len(wanted) > 1:
             raise InvalidExportError(self.name, f"the archive holds {member} {len(wanted)} times")
-        return archive.open(wanted[0])  # type: ignore[return-value]
+        info = wanted[0]
+        if (info.external_attr >> 16) & 0o170000 == 0o120000:
+            raise InvalidExportError(self.name, f"{member} in the archive is not a regular file")
+        self._too_large(member, info.file_size)
+        try:
+            return archive.open(info)  # type: ignore[return-value]
+        except _ARCHIVE_ERRORS as e:
+            raise InvalidExportError(self.name, f"damaged zip archive ({e})") from None
 
     def member_names(self) -> list[str]:
         """Names of the container's members (``messages.json`` for a bare file)."""
         if self.container in ("json", "json.gz"):
             return [MESSAGES_MEMBER]
         with self._open_source() as f:
-            if self.container == "zip":
-                return zipfile.ZipFile(f).namelist()
-            with tarfile.open(fileobj=f, mode="r:*") as archive:
-                return [m.name for m in archive.getmembers() if m.isfile()]
+            try:
+                if self.container == "zip":
+                    return zipfile.ZipFile(f).namelist()
+                with tarfile.open(fileobj=f, mode="r:*") as archive:
+                    return [m.name for m in archive.getmembers() if m.isfile()]
+            except _ARCHIVE_ERRORS as e:
+                raise InvalidExportError(self.name, f"damaged archive ({e})") from None
 
     # -- whole-file operations ---------------------------------------------------
 
@@ -273,29 +324,45 @@ class Extractor:
         A conversation's record comes when its object ends (its fields may follow its
         ``MessageList``). Raises :class:`InvalidExportError` for unusable JSON.
         """
-        with self.open_member() as stream:
-            limited = _LimitedReader(stream, self.max_member_bytes, self.name)
-            yield from _parse_messages_json(limited, self.name)
+        return self._parsed(lambda reader: _parse_messages_json(reader, self.name))
 
     def scan(self) -> Iterator[ExportHeader | ConversationRecord]:
         """A fast validating pass: the header and each conversation with its message count.
 
         The header comes when ``conversations`` starts and again at the end of the file.
+        Checks the nesting depth of every value, so :meth:`messages` may build them.
         """
-        with self.open_member() as stream:
-            limited = _LimitedReader(stream, self.max_member_bytes, self.name)
-            yield from _parse_messages_json(limited, self.name, build_messages=False)  # type: ignore[misc]
+        return self._parsed(  # type: ignore[return-value]
+            lambda reader: _parse_messages_json(reader, self.name, build_messages=False)
+        )
 
     def messages(self) -> Iterator[object]:
         """Every message object in file order, built by ijson's C backend (fastest path).
 
-        Call :meth:`scan` first: it validates the file and gives each conversation's
-        message count, which places these messages.
+        Call :meth:`scan` first: it validates the file (including its nesting depth) and
+        gives each conversation's message count, which places these messages.
         """
-        where = ["a message"]
-        with self.open_member() as stream, _json_errors(self.name, where):
-            limited = _LimitedReader(stream, self.max_member_bytes, self.name)
-            yield from ijson.items(limited, _MESSAGE_PREFIX, use_float=True)
+        return self._parsed(lambda reader: _message_items(reader, self.name))
+
+    def _parsed(self, produce: Callable[[_MemberReader], Iterator[object]]) -> Iterator:
+        """Items of ``produce`` over ``messages.json``; if yajl meets invalid UTF-8, the
+        parse restarts with the UTF-8 repair on and goes on after the items already given."""
+        given = 0
+        for repair in (False, True):
+            with self.open_member() as stream:
+                reader = _MemberReader(stream, self.max_member_bytes, self.name, repair_utf8=repair)
+                skip = given
+                try:
+                    for item in produce(reader):
+                        if skip:
+                            skip -= 1
+                            continue
+                        yield item
+                        given += 1
+                    return
+                except _NeedsUtf8Repair:
+                    continue
+        raise AssertionError("unreachable: the repairing parse does not ask for a repair")
 
     def summarize(self) -> ExtractSummary:
         """One full validating pass: sha256, size, header and record counts."""
@@ -321,17 +388,94 @@ def _root_name(name: str) -> str:
     return name
 
 
-class _LimitedReader:
-    """A ``read()``-only stream that stops with a clear error past ``limit`` bytes."""
+# -- the byte stream ijson reads ----------------------------------------------------------
 
-    def __init__(self, raw: BinaryIO, limit: int | None, name: str) -> None:
+_READ = 1 << 16
+"""ijson's read size; while inside a long string the reader returns up to :data:`_MAX_READ`."""
+_MAX_READ = 1 << 26
+_MAX_GROW = 10
+_BOM = b"\xef\xbb\xbf"
+_BACKSLASH = 0x5C
+_ESCAPE_TAIL = 12
+"""Bytes at the end of a read that may hold an escape continued in the next read (``\\ud83d\\ude00``)."""
+
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile(
+    rb"(?<!\\)((?:\\\\)*)"
+    rb"(\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
+_UNESCAPED_QUOTE = re.compile(rb'(?<!\\)(?:\\\\)*"')
+_STRUCTURAL = re.compile(rb"[\s\[\]{},:0-9+\-.eEtrufalsn]*")
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _mark_surrogate(m: re.Match) -> bytes:
+    """``\\ud800`` -> JSON text for U+FFFD, NUL, then ``\\ud800`` spelled out."""
+    return m.group(1) + b"\\ufffd\\u0000\\" + m.group(2)
+
+
+def _mark_byte(m: re.Match) -> str:
+    """An invalid byte (decoded by ``surrogateescape``) -> U+FFFD, NUL, ``\\xff`` spelled out."""
+    return "\ufffd\\u0000\\\\x%02x" % (ord(m.group()) - 0xDC00)
+
+
+def _complete_utf8(data: bytes, end: int) -> int:
+    """``end``, moved back before a UTF-8 sequence that the next read completes."""
+    for k in range(1, 4):
+        if k > end:
+            return end
+        byte = data[end - k]
+        if byte < 0x80:
+            return end
+        if byte >= 0xC0:
+            needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return end - k if needed > k else end
+    return end
+
+
+class _NeedsUtf8Repair(Exception):
+    """yajl met invalid UTF-8 while the reader was not repairing it: parse again, repairing."""
+
+
+class _MemberReader:
+    """The bytes of ``messages.json`` as ijson reads them: bounded, and made parseable.
+
+    - Stops with :class:`InvalidExportError` past ``limit`` bytes, and turns archive
+      read errors (a truncated tar, a bad CRC) into one.
+    - Drops a UTF-8 byte order mark.
+    - Marks unpaired surrogate escapes (always) and invalid UTF-8 (with ``repair_utf8``)
+      as described in the module docstring.
+    - Returns growing reads while inside a long string, so yajl's re-lexing of a
+      token at every read stays linear overall.
+
+    A read never ends inside an escape or (when repairing) a UTF-8 sequence: such a
+    tail is held back for the next read.
+    """
+
+    def __init__(self, raw: BinaryIO, limit: int | None, name: str, *, repair_utf8: bool = False) -> None:
         self._raw = raw
         self._limit = limit
         self._name = name
+        self.repairing = repair_utf8
         self.bytes_read = 0
+        self.invalid_utf8_at: int | None = None
+        self._pending = b""  # read from the member, not yet returned from self._pos on
+        self._pos = 0
+        self._at = 0  # member offset of self._pending[self._pos]
+        self._eof = False
+        self._started = False
+        self._grow = 0
 
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
+    def _read_raw(self, size: int) -> bytes:
+        try:
+            data = self._raw.read(size)
+        except InvalidExportError:
+            raise
+        except _ARCHIVE_ERRORS as e:
+            raise InvalidExportError(
+                self._name, f"damaged archive: {MESSAGES_MEMBER} cannot be read ({e})", f"byte {self.bytes_read}"
+            ) from None
         self.bytes_read += len(data)
         if self._limit is not None and self.bytes_read > self._limit:
             raise InvalidExportError(
@@ -339,111 +483,290 @@ class _LimitedReader:
             )
         return data
 
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:
+            return b""
+        base = size if size and size > 0 else _READ
+        want = min(base << self._grow, _MAX_READ)
+        while True:
+            available = len(self._pending) - self._pos
+            if available < want and not self._eof:
+                data = self._read_raw(max(want - available, base))
+                if not data:
+                    self._eof = True
+                self._pending = self._pending[self._pos :] + data if available else data
+                self._pos = 0
+                available = len(self._pending)
+            if not available:
+                return b""
+            if not self._started:
+                self._started = True
+                if self._pending.startswith(_BOM, self._pos):
+                    self._pos += 3
+                    self._at += 3
+                    continue
+            end = min(available, want)
+            buf = self._pending[self._pos : self._pos + end]
+            cut = end if self._eof and end == available else self._safe_end(buf)
+            if cut == 0:
+                want = available + base
+                continue
+            out = buf[:cut] if cut < end else buf
+            at = self._at
+            self._pos += cut
+            self._at += cut
+            out = self._follow_strings(out, at)
+            return self._clean(out, at)
+
+    def _safe_end(self, buf: bytes) -> int:
+        """Where the returned part of ``buf`` must end: before an escape or UTF-8 sequence it cuts."""
+        end = len(buf)
+        p = buf.find(b"\\", max(0, end - _ESCAPE_TAIL))
+        if p >= 0:
+            run = p
+            while run > 0 and buf[run - 1] == _BACKSLASH:
+                run -= 1
+            end = run + ((p - run) & ~1)
+        if self.repairing:
+            end = _complete_utf8(buf, end)
+        return end
+
+    def _follow_strings(self, out: bytes, at: int) -> bytes:
+        """Grow the next reads while inside a long string; stop growing where it ends."""
+        if self._grow:
+            if b'"' in out:
+                m = _UNESCAPED_QUOTE.search(out)
+                if m is not None:
+                    end = m.end()
+                    self._pos -= len(out) - end  # give the rest back
+                    self._at -= len(out) - end
+                    self._grow = 0
+                    return out[:end]
+            self._grow = min(self._grow + 1, _MAX_GROW)
+            return out
+        first = out.find(b'"')
+        if first < 0:
+            inside = len(out) >= _READ // 2 and _STRUCTURAL.fullmatch(out) is None
+        elif first > 0 and out[first - 1] == _BACKSLASH:
+            inside = _UNESCAPED_QUOTE.search(out) is None
+        else:
+            inside = False
+        if inside:
+            self._grow = 1
+        return out
+
+    def _clean(self, out: bytes, at: int) -> bytes:
+        if self.repairing and not out.isascii():
+            try:
+                out.decode("utf-8")
+            except UnicodeDecodeError as e:
+                if self.invalid_utf8_at is None:
+                    self.invalid_utf8_at = at + e.start
+                text = _ESCAPED_BYTE.sub(_mark_byte, out.decode("utf-8", "surrogateescape"))
+                out = text.encode("utf-8")
+        if _SURROGATE_HINT.search(out) is not None:
+            out = _LONE_SURROGATE.sub(_mark_surrogate, out)
+        return out
+
+
+# -- walking the JSON -------------------------------------------------------------------------
 
 _MESSAGE_PREFIX = "conversations.item.MessageList.item"
+_OPEN = frozenset(("start_map", "start_array"))
+_CLOSE = frozenset(("end_map", "end_array"))
+_SCALARS = frozenset(("null", "boolean", "integer", "double", "number", "string"))
+
+# Depth of the containers (1 = the top-level object) whose contents the walker reads.
+_TOP, _CONVERSATIONS, _CONVERSATION, _MESSAGE_LIST, _MESSAGE = 1, 2, 3, 4, 5
 
 
-def _parse_messages_json(stream: BinaryIO, name: str, *, build_messages: bool = True) -> Iterator[Record]:
-    """Walk ijson events, building only one message or one conversation field at a time.
+class _Where:
+    """Where the parser is, for error messages."""
 
-    With ``build_messages=False`` messages are only counted (``ConversationRecord.messages``):
-    a fast validating scan that leaves building messages to :meth:`Extractor.messages`.
+    __slots__ = ("conversation", "message", "place")
+
+    def __init__(self, place: str) -> None:
+        self.conversation = -1
+        self.message = -1
+        self.place = place
+
+    def __str__(self) -> str:
+        if self.message >= 0:
+            return f"conversations[{self.conversation}].MessageList[{self.message}]"
+        if self.conversation >= 0:
+            return f"conversations[{self.conversation}]"
+        return self.place
+
+
+def _message_items(reader: _MemberReader, name: str) -> Iterator[object]:
+    where = _Where("a message")
+    with _json_errors(name, where, reader):
+        yield from ijson.items(reader, _MESSAGE_PREFIX, use_float=True, buf_size=_READ)
+
+
+def _parse_messages_json(reader: _MemberReader, name: str, *, build_messages: bool = True) -> Iterator[Record]:
+    """Walk ijson's basic events, building only one message or one conversation field at a time.
+
+    With ``build_messages=False`` messages are only counted (``ConversationRecord.messages``)
+    and their depth checked: a fast validating scan that leaves building messages to
+    :meth:`Extractor.messages`. Basic events carry no prefix, so memory stays constant
+    however deep the input is nested (until :data:`MAX_DEPTH` stops it).
     """
-    events = ijson.parse(stream, use_float=True)
-    conv_index = -1
-    msg_index = -1
-    conv: dict = {}
-    has_list = False
-    user_id = export_date = None
-    saw_conversations = False
-    where = ["the start of the file"]
-    with _json_errors(name, where):
-        prefix, event, value = next(events)
+    where = _Where("the start of the file")
+    with _json_errors(name, where, reader):
+        events = ijson.basic_parse(reader, use_float=True, buf_size=_READ)
+        event, _ = next(events)
         if event != "start_map":
             raise InvalidExportError(name, f"the top level of {MESSAGES_MEMBER} is not an object", "byte 0")
-        for prefix, event, value in events:
-            if prefix == _MESSAGE_PREFIX:
-                if event == "start_map" or event == "start_array" or event in _SCALARS:
-                    msg_index += 1
-                    if build_messages:
-                        where[0] = f"conversations[{conv_index}].MessageList[{msg_index}]"
-                        yield MessageRecord(conv_index, msg_index, _build(events, event, value))
-                continue
-            if prefix == "conversations.item":
-                if event == "start_map":
-                    conv_index += 1
-                    msg_index = -1
-                    conv = {}
-                    has_list = False
-                    where[0] = f"conversations[{conv_index}]"
-                elif event == "map_key":
-                    _, event2, value2 = next(events)
-                    if value == "MessageList":
-                        has_list = True
-                        if event2 == "start_array":
-                            continue
-                    conv[value] = _build(events, event2, value2)
-                elif event == "end_map":
-                    yield ConversationRecord(conv_index, conv, has_list, msg_index + 1)
-                elif event in _SCALARS or event == "start_array":
-                    conv_index += 1
-                    where[0] = f"conversations[{conv_index}]"
-                    yield ConversationRecord(conv_index, {"__invalid__": _build(events, event, value)}, False, 0)
-                continue
-            if prefix == "" and event == "map_key":
-                _, event2, value2 = next(events)
-                if value == "conversations":
-                    if event2 != "start_array":
-                        raise InvalidExportError(name, '"conversations" is not a list', "conversations")
-                    saw_conversations = True
-                    yield ExportHeader(user_id, export_date)
-                    continue
-                built = _build(events, event2, value2)
-                if value == "userId":
-                    user_id = built if isinstance(built, str) else None
-                elif value == "exportDate":
-                    export_date = built if isinstance(built, str) else None
-            elif prefix == "" and event == "end_map":
-                if not saw_conversations:
-                    raise InvalidExportError(name, f'{MESSAGES_MEMBER} has no "conversations" list')
+        user_id = export_date = None
+        saw_conversations = False
+        conv_index = -1
+        where.place = "the top level"
+        for event, key in events:
+            if event == "end_map":
+                break
+            event, value = next(events)
+            if key == "conversations":
+                if event != "start_array":
+                    raise InvalidExportError(name, '"conversations" is not a list', "conversations")
+                saw_conversations = True
                 yield ExportHeader(user_id, export_date)
-                where[0] = "the end of the file"
+                conv_index = yield from _conversations(events, name, where, conv_index, build_messages)
+                where.conversation = where.message = -1
+            elif key == "userId" or key == "exportDate":
+                built = _build(events, event, value, _CONVERSATIONS, name, where)
+                if key == "userId":
+                    user_id = built if isinstance(built, str) else None
+                else:
+                    export_date = built if isinstance(built, str) else None
+            elif event in _OPEN:
+                where.place = f"the top-level key {key!r:.80}"
+                _skip(events, _CONVERSATIONS, name, where)
+                where.place = "the top level"
+        if not saw_conversations:
+            raise InvalidExportError(name, f'{MESSAGES_MEMBER} has no "conversations" list')
+        where.place = "the end of the file"
+        yield ExportHeader(user_id, export_date)
+        for _ in events:  # only trailing garbage is left; yajl raises for it
+            pass
+
+
+def _conversations(events, name: str, where: _Where, conv_index: int, build_messages: bool):
+    """The items of a ``conversations`` list; returns the last conversation index."""
+    for event, value in events:
+        if event == "end_array":
+            break
+        conv_index += 1
+        where.conversation, where.message = conv_index, -1
+        if event != "start_map":
+            data = _build(events, event, value, _CONVERSATION, name, where)
+            yield ConversationRecord(conv_index, {"__invalid__": data}, False, 0)
+            continue
+        conv: dict = {}
+        has_list = False
+        count = 0
+        for event, key in events:
+            if event == "end_map":
+                break
+            event, value = next(events)
+            if key == "MessageList":
+                has_list = True
+                if event == "start_array":
+                    count = yield from _messages(events, name, where, conv_index, count, build_messages)
+                    where.message = -1
+                    continue
+            conv[key] = _build(events, event, value, _MESSAGE_LIST, name, where)
+        yield ConversationRecord(conv_index, conv, has_list, count)
+    return conv_index
+
+
+def _messages(events, name: str, where: _Where, conv_index: int, count: int, build: bool):
+    """The items of a ``MessageList``; returns how many the conversation has so far."""
+    for event, value in events:
+        if event == "end_array":
+            break
+        where.message = count
+        if build:
+            yield MessageRecord(conv_index, count, _build(events, event, value, _MESSAGE, name, where))
+        elif event in _OPEN:
+            _skip(events, _MESSAGE, name, where)
+        count += 1
+    return count
+
+
+def _too_deep(name: str, where: _Where) -> None:
+    raise InvalidExportError(name, f"JSON nested deeper than {MAX_DEPTH} levels", str(where))
+
+
+def _skip(events, depth: int, name: str, where: _Where) -> None:
+    """Consume the container just opened at ``depth``, checking how deep it goes."""
+    if depth > MAX_DEPTH:
+        _too_deep(name, where)
+    level = depth
+    for event, _ in events:
+        if event in _OPEN:
+            level += 1
+            if level > MAX_DEPTH:
+                _too_deep(name, where)
+        elif event in _CLOSE:
+            level -= 1
+            if level < depth:
+                return
+
+
+def _build(events, event: str, value: object, depth: int, name: str, where: _Where) -> object:
+    """Build the JSON value that starts with ``event`` (a container opened at ``depth``)."""
+    if event not in _OPEN:
+        return value
+    if depth > MAX_DEPTH:
+        _too_deep(name, where)
+    builder = ijson.ObjectBuilder()
+    builder.event(event, value)
+    level = depth
+    for event, value in events:
+        builder.event(event, value)
+        if event in _OPEN:
+            level += 1
+            if level > MAX_DEPTH:
+                _too_deep(name, where)
+        elif event in _CLOSE:
+            level -= 1
+            if level < depth:
+                break
+    return builder.value
+
+
+_UTF8_ERROR = "invalid bytes in UTF8 string"
 
 
 @contextmanager
-def _json_errors(name: str, where: list[str]) -> Iterator[None]:
-    """Turn parser errors into one :class:`InvalidExportError` naming the file and place."""
+def _json_errors(name: str, where: _Where, reader: _MemberReader) -> Iterator[None]:
+    """Turn parser errors into one :class:`InvalidExportError` naming the file and place.
+
+    Invalid UTF-8 met while the reader is not repairing asks for a repairing parse.
+    """
     try:
         yield
     except StopIteration:
-        raise InvalidExportError(name, f"{MESSAGES_MEMBER} ended early (truncated JSON)", where[0]) from None
+        raise InvalidExportError(name, f"{MESSAGES_MEMBER} ended early (truncated JSON)", str(where)) from None
     except ijson.JSONError as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if isinstance(e, ijson.IncompleteJSONError) and "premature EOF" in str(e):
+        text = e.args[0] if e.args else ""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        text = str(text).strip()
+        if _UTF8_ERROR in text and not reader.repairing:
+            raise _NeedsUtf8Repair from None
+        first = text.splitlines()[0].strip().rstrip(".") if text else type(e).__name__
+        if "premature EOF" in text:
             reason = f"{MESSAGES_MEMBER} ended early (truncated JSON)"
-        elif "lexical error" in reason or "parse error" in reason:
-            reason = f"invalid JSON ({reason})"
-        raise InvalidExportError(name, reason, where[0]) from None
+        elif "lexical error" in first or "parse error" in first:
+            reason = f"invalid JSON ({first})"
+        else:
+            reason = first
+        if reader.invalid_utf8_at is not None:
+            reason += f"; invalid UTF-8 at byte {reader.invalid_utf8_at}"
+        raise InvalidExportError(name, reason, str(where)) from None
     except UnicodeDecodeError as e:
-        raise InvalidExportError(name, f"invalid UTF-8 ({e.reason})", where[0]) from None
-
-
-_SCALARS = frozenset(("null", "boolean", "integer", "double", "number", "string"))
-
-
-def _build(events: Iterator[tuple[str, str, object]], event: str, value: object) -> object:
-    """Build the JSON value that starts with ``event`` from the following events."""
-    if event in _SCALARS:
-        return value
-    builder = ijson.ObjectBuilder()
-    builder.event(event, value)
-    depth = 1
-    for _, event, value in events:
-        builder.event(event, value)
-        if event == "start_map" or event == "start_array":
-            depth += 1
-        elif event == "end_map" or event == "end_array":
-            depth -= 1
-            if depth == 0:
-                break
-    return builder.value
+        if not reader.repairing:
+            raise _NeedsUtf8Repair from None
+        raise InvalidExportError(name, f"invalid UTF-8 ({e.reason})", str(where)) from None

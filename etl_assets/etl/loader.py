@@ -261,6 +261,16 @@ class Loader:
             changed[table.name] = count
             log.debug("merged %s: %d rows changed in %.2f s", table.name, count, time.perf_counter() - started)
             crash_point("load.merged_table")
+        started = time.perf_counter()
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {}.message_sources (conversation_id, message_id, export_sha256) "
+                "SELECT DISTINCT conversation_id, message_id, %s FROM {} ON CONFLICT DO NOTHING"
+            ).format(self._schema_sql, self._staging_table(s.MESSAGES, tag)),
+            (export.sha256,),
+        )
+        changed[s.MESSAGE_SOURCES.name] = max(cur.rowcount, 0)
+        log.debug("merged message_sources: %d rows in %.2f s", cur.rowcount, time.perf_counter() - started)
         cur.execute(_fill_one_to_one_names(self._schema_sql))
         by_type = dict(
             cur.execute(

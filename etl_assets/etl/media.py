@@ -20,41 +20,65 @@ from typing import BinaryIO
 from .extractor import Extractor
 
 log = logging.getLogger(__name__)
+MEDIA_DIR = "media"
 _MEDIA_NAME = re.compile(r"^(?:\./)?media/([A-Za-z0-9_-][A-Za-z0-9._-]{0,200})$")
 
 
-def copy_media(extractor: Extractor, media_dir: Path, *, max_bytes: int | None = None) -> dict[str, str] | None:
-    """Copy the export's media files into ``media_dir``; return docid -> stored file.
+def media_index(extractor: Extractor) -> dict[str, str] | None:
+    """Docid -> the file it will have in the store (``media/<file>``), from member names only.
 
     ``None`` when the archive has no ``media/`` folder (exported without files). For a
-    docid with several files (``.1.`` content, ``.2.`` preview), the ``.1.`` file is
-    returned. Manifests (``<docid>.json``) are copied too but not returned.
+    docid with several files (``.1.`` content, ``.2.`` preview) the ``.1.`` file is named.
     """
     if extractor.path is None or extractor.container not in ("tar", "tar.gz", "zip"):
         return None
-    stored: dict[str, str] | None = None
+    index: dict[str, str] | None = None
+    for name, _, _ in _regular_members(extractor):
+        match = _MEDIA_NAME.match(name)
+        if match is None:
+            continue
+        index = {} if index is None else index
+        file_name = match.group(1)
+        docid, _, rest = file_name.partition(".")
+        if rest == "json" or rest.endswith(".json"):
+            continue
+        if docid not in index or rest.startswith("1."):
+            index[docid] = f"{MEDIA_DIR}/{file_name}"
+    return index
+
+
+def copy_media(extractor: Extractor, artifacts_dir: Path, *, max_bytes: int | None = None) -> tuple[int, int]:
+    """Copy every media file (manifests included) into ``<artifacts_dir>/media``.
+
+    Files already there with the right size are kept, so a re-run after a crash copies
+    only what is missing. Returns (files copied, bytes copied).
+    """
+    if extractor.path is None or extractor.container not in ("tar", "tar.gz", "zip"):
+        return 0, 0
+    media_dir = artifacts_dir / MEDIA_DIR
+    copied = copied_bytes = 0
     for name, size, open_file in _regular_members(extractor):
         match = _MEDIA_NAME.match(name)
         if match is None:
             continue
-        file_name = match.group(1)
-        stored = {} if stored is None else stored
         if max_bytes is not None and size > max_bytes:
             log.warning("%s: skipped %s (%d bytes, over the limit of %d)", extractor.name, name, size, max_bytes)
             continue
-        target = media_dir / file_name
-        if not (target.exists() and target.stat().st_size == size):
+        target = media_dir / match.group(1)
+        if _size(target) != size:  # a copy cut short by a crash has another size: copied again
             media_dir.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            with open_file() as source, open(partial, "wb") as out:
+            with open_file() as source, open(target, "wb") as out:
                 shutil.copyfileobj(source, out, 1 << 20)
-            partial.replace(target)
-        docid, _, rest = file_name.partition(".")
-        if rest.endswith(".json") or rest == "json":
-            continue
-        if docid not in stored or rest.startswith("1."):
-            stored[docid] = str(target)
-    return stored
+            copied += 1
+            copied_bytes += size
+    return copied, copied_bytes
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
 
 
 def _regular_members(extractor: Extractor) -> Iterator[tuple[str, int, object]]:

@@ -1,6 +1,6 @@
 """Buffered Parquet writers, one per table, that flush a row group every ``batch_size`` rows.
 
-Rows are appended column-wise, so memory is bounded by the batch size, not the input.
+Memory is bounded by the batch size, not the input.
 """
 
 from __future__ import annotations
@@ -21,30 +21,29 @@ class TableSink:
         self.path = path
         self.batch_size = batch_size
         self.schema = table.arrow_schema()
-        self._names = self.schema.names
-        self._columns: list[list] = [[] for _ in self._names]
+        self._rows: list[tuple] = []
         self._writer: pq.ParquetWriter | None = None
         self.rows = 0
 
     def add(self, row: tuple) -> None:
         """Append one row, given in the table's column order."""
-        for column, value in zip(self._columns, row):
-            column.append(value)
-        if len(self._columns[0]) >= self.batch_size:
+        self._rows.append(row)
+        if len(self._rows) >= self.batch_size:
             self.flush()
 
     def flush(self) -> None:
-        if not self._columns[0]:
+        if not self._rows:
             return
+        columns = zip(*self._rows)  # rows to columns in C
         batch = pa.record_batch(
-            [pa.array(col, type=field.type) for col, field in zip(self._columns, self.schema)],
+            [pa.array(col, type=field.type) for col, field in zip(columns, self.schema)],
             schema=self.schema,
         )
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
         self._writer.write_batch(batch)
         self.rows += batch.num_rows
-        self._columns = [[] for _ in self._names]
+        self._rows = []
 
     def close(self) -> int:
         """Flush and close; returns the row count. A sink with no rows writes no file."""

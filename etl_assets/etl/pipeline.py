@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .extractor import Extractor
 from .faults import crash_point
+from .media import copy_media
 from .loader import ExportInfo, Loader, LoadResult
 from .progress import MemoryMonitor, PhaseStats, ProgressTracker
 from .transformer import TRANSFORM_VERSION, Transformer
@@ -196,7 +197,6 @@ class ETLPipeline:
             batch_size=self.batch_size,
             workers=self.workers,
             chunk_messages=self.chunk_messages,
-            media_dir=self.artifacts_dir / "media",
             check=self.monitor.check,
         )
 
@@ -270,12 +270,26 @@ class ETLPipeline:
 
     # -- whole runs -------------------------------------------------------------------
 
+    def copy_media(self, raw: RawHandle) -> PhaseStats:
+        """Copy the export's media files into ``<artifacts>/media`` (the attachments name them)."""
+        with self.monitor, self.tracker.phase("media") as stats:
+            extractor = Extractor(raw.path, name=raw.file_name, max_member_bytes=self.max_member_bytes)
+            files, size = copy_media(extractor, self.artifacts_dir, max_bytes=self.max_member_bytes)
+            stats.bytes_read = size
+            stats.rejected = 0
+            stats.conversations_processed = 0
+            stats.messages_total = raw.media_files
+            stats.messages_processed = files
+        return stats
+
     def run(self, path: str | Path) -> ExportResult:
-        """All three phases for one export."""
+        """All phases for one export: extract, transform, load, and media when the archive has files."""
         raw, extract_stats = self.extract(path)
         transformed, transform_stats = self.transform(raw)
         loaded, load_stats = self.load(transformed)
         phases = [extract_stats, transform_stats, load_stats]
+        if raw.media_files:
+            phases.append(self.copy_media(raw))
         self.record_stats(raw.sha256, phases)
         return ExportResult(raw, transformed, loaded, {p.phase: p for p in phases})
 

@@ -155,9 +155,8 @@ class RowWriter:
         props_raw = data.get("properties")
         props = props_raw if isinstance(props_raw, dict) else {}
         props_json = _json_column(props_raw)
-        for text in (mid, cid, message_type, content or "", props_json or ""):
-            if not storable_text(text):
-                raise RejectedRecord("text with a NUL character or an unpaired surrogate")
+        if not storable_text(f"{mid}{cid}{message_type}{content or ''}{props_json or ''}"):
+            raise RejectedRecord("text with a NUL character or an unpaired surrogate")
         version = parse_int(data.get("version"))
         if version is None:
             version = parse_int(mid) or 0
@@ -190,7 +189,6 @@ class RowWriter:
                 _json_column(amsrefs if isinstance(amsrefs, list) else None),
             )
         )
-        self.sinks["message_sources"].add((cid, mid, self.sha))
         by_type[message_type] += 1
         self._children(cid, mid, version, sent_at, props, parsed)
 

@@ -54,7 +54,8 @@ class Table:
     - ``"message"``: the message itself, newest ``version`` wins;
     - ``"message_child"``: rows owned by a message, replaced when the message changes
       (their staging rows carry the message ``version`` to pick the winning copy);
-    - ``"export"``: rows tied to one export, inserted once.
+    - ``"export"``: rows tied to one export, inserted once;
+    - ``"provenance"``: derived while publishing (``message_sources`` from the staged messages).
     """
 
     name: str
@@ -252,7 +253,7 @@ ATTACHMENTS = _child(
     Column("thumbnail_uri", "text", "Thumbnail URI."),
     Column("album_id", "text", "`properties.albumId`."),
     Column("extra", "jsonb", "Type-specific details (card JSON, scheduled call, ...)."),
-    Column("media_path", "text", "Path of the media file in the artifact store."),
+    Column("media_path", "text", "The media file, relative to the artifact store (`ETL_ARTIFACTS`)."),
     Column("media_status", "text", "`stored` or `missing` when the archive has a `media/` folder."),
     indexes=("doc_id",),
 )
@@ -321,7 +322,7 @@ MESSAGE_SOURCES = Table(
     "Provenance: which export(s) each message came from.",
     (_CID, _MID, Column("export_sha256", "text", "Export archive.", nullable=False)),
     ("conversation_id", "message_id", "export_sha256"),
-    "export",
+    "provenance",
 )
 
 REJECTED_RECORDS = Table(
@@ -342,7 +343,6 @@ TRANSFORMED_TABLES: tuple[Table, ...] = (
     PEOPLE,
     MEMBERSHIPS,
     MESSAGES,
-    MESSAGE_SOURCES,
     REACTIONS,
     MENTIONS,
     QUOTES,
@@ -407,7 +407,10 @@ PHASE_STATS = Table(
 BOOKKEEPING_TABLES: tuple[Table, ...] = (EXPORTS, PHASE_STATS)
 """Tables the Loader writes directly, not from Parquet."""
 
-ALL_TABLES: tuple[Table, ...] = BOOKKEEPING_TABLES + TRANSFORMED_TABLES
+DERIVED_TABLES: tuple[Table, ...] = (MESSAGE_SOURCES,)
+"""Tables the Loader fills from other staged tables while publishing."""
+
+ALL_TABLES: tuple[Table, ...] = BOOKKEEPING_TABLES + TRANSFORMED_TABLES + DERIVED_TABLES
 
 
 def create_table_sql(

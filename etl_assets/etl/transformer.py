@@ -29,12 +29,12 @@ from pathlib import Path
 from . import schema
 from .extractor import ConversationRecord, Extractor, MessageRecord
 from .faults import crash_point
-from .media import copy_media
+from .media import media_index
 from .parquet_sink import TableSink
 from .rows import RowWriter
 from .values import normalize_person_id
 
-TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.4"
+TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.7"
 """Changes whenever the transformation's output would change; part of the cache key."""
 
 PARTS_DIR = "_parts"
@@ -62,7 +62,7 @@ class ScanResult:
     workers: int
     part: PartResult
     media: dict[str, str] | None = None
-    """Docid -> stored media file; ``None`` when the archive has no media folder."""
+    """Docid -> its file in the artifact store; ``None`` when the archive has no media folder."""
 
     @property
     def conversations(self) -> int:
@@ -126,7 +126,6 @@ class Transformer:
         workers: int = 1,
         min_messages_per_worker: int = 25_000,
         chunk_messages: int = 100_000,
-        media_dir: Path | None = None,
         check: CheckFn | None = None,
     ) -> None:
         self.work_dir = Path(work_dir)
@@ -135,7 +134,6 @@ class Transformer:
         self.workers = max(1, workers)
         self.min_messages_per_worker = min_messages_per_worker
         self.chunk_messages = chunk_messages
-        self.media_dir = media_dir
         self.check = check
 
     # -- pass 1: conversations ----------------------------------------------------------
@@ -168,8 +166,7 @@ class Transformer:
         writer.flush_people()
         part = PartResult(rows=_close_sinks(sinks))
         workers = max(1, min(self.workers, sum(counts) // self.min_messages_per_worker))
-        media = copy_media(extractor, self.media_dir, max_bytes=extractor.max_member_bytes) if self.media_dir else None
-        crash_point("transform.media_copied")
+        media = media_index(extractor)
         result = ScanResult(user_id, export_date, counts, workers, part, media)
         _write_marker(self.work_dir, "conversations", asdict(result))
         crash_point("transform.scan_marked")

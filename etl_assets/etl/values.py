@@ -23,11 +23,11 @@ def parse_iso_time(value: object) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: 9999-12-31T23:00-05:00 is past year 9999 in UTC
         return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def parse_epoch_ms(value: object) -> datetime | None:
@@ -80,7 +80,7 @@ def json_value(value: object) -> object:
         if text[:1] in ("[", "{"):
             try:
                 return json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack
                 return None
         return None
     return value
@@ -97,7 +97,17 @@ def normalize_person_id(value: object) -> str | None:
         text = text.rsplit("/contacts/", 1)[1]
     if not _PREFIXED.match(text):
         text = "8:" + text
+    if not storable_text(text):
+        text = escape_unstorable(text)
     return text
+
+
+def escape_unstorable(text: str) -> str:
+    """``text`` with NUL and unpaired surrogates spelled out as ``\\u0000``/``\\ud800``: storable, nothing lost."""
+    return _UNSTORABLE.sub(lambda m: "\\u%04x" % ord(m.group()), text)
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def conversation_kind(conversation_id: str) -> str:
