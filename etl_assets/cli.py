@@ -117,9 +117,9 @@ def _merged_phases(results) -> dict[str, dict]:
 
 
 def _redacted(text: str, database_url: str | None) -> str:
-    if database_url:
-        text = text.replace(database_url, redact_url(database_url))
-    return text
+    from .etl.database import scrub_secret
+
+    return scrub_secret(text, database_url) if database_url else text
 
 
 @main.command()
@@ -173,8 +173,13 @@ def dev(port: int) -> None:
     apply_instance_env(settings)
     click.echo(f"Inbox: {settings.inbox}  (drop Skype export files here)")
     click.echo(f"Dagster UI: http://127.0.0.1:{port}")
-    args = ["dagster", "dev", "-m", "etl_assets.definitions", "-h", "127.0.0.1", "-p", str(port)]
-    os.execvp(sys.executable, [sys.executable, "-m", *args])
+    argv = dev_command(port)
+    os.execvp(argv[0], argv)
+
+
+def dev_command(port: int) -> list[str]:
+    """``dagster dev`` for this project, bound to 127.0.0.1 only."""
+    return [sys.executable, "-m", "dagster", "dev", "-m", "etl_assets.definitions", "-h", "127.0.0.1", "-p", str(port)]
 
 
 if __name__ == "__main__":

@@ -105,3 +105,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if {"server_url", "database_url", "postgres_server"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_database_url_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without ETL_DATABASE_URL and leaves none behind (Definitions set it)."""
+    monkeypatch.delenv("ETL_DATABASE_URL", raising=False)

@@ -65,6 +65,8 @@ def loaded(database_url: str, schema: str, tmp_path: Path):
                  '<URIObject type="Poll" title="Where next?" expirationTimeMs="1740844380000" '
                  'optionsEncoded="Telegram|WhatsApp|Slack" allowMultipleVotes="true">Where next?</URIObject>', name="Bob"),
         _message("1600000000006", GROUP, "8:live:ann", "Sparkle/Hologram", '{"future": true}', name="Ann"),
+        _message("1600000000007", GROUP, "8:live:bob", "Translation",
+                 '{"type":2,"data":{"translation":"Good morning!","sourceLanguage":"de","targetLanguage":"en"}}'),
     ]
     conversations = [
         {"id": GROUP, "displayName": "Trip", "threadProperties": {"topic": "Trip", "members": '["8:live:ann","8:live:bob"]'},
@@ -108,6 +110,9 @@ def test_member_left_location_poll_and_unknown_type(loaded) -> None:
         ("Where next?", ["Telegram", "WhatsApp", "Slack"], True)
     ]
     assert loaded("SELECT content_raw FROM {s}.messages WHERE message_type = 'Sparkle/Hologram'") == [('{"future": true}',)]
+    assert loaded("SELECT kind, text, source_language, target_language FROM {s}.translations") == [
+        ("Translation", "Good morning!", "de", "en")
+    ]
 
 
 def test_conversations_people_and_memberships(loaded) -> None:

@@ -15,11 +15,16 @@ half-loaded and nothing is lost":
 - the container or the JSON document as a whole is unusable (not an archive, empty,
   truncated, wrong top-level type, ``conversations`` not a list, unsafe or duplicate
   ``messages.json`` member, larger than ``ETL_MAX_MEMBER_BYTES``, nested deeper than
-  :data:`extractor.MAX_DEPTH`, raw control characters) -> whole-file error;
+  :data:`extractor.MAX_DEPTH`, raw control characters or invalid UTF-8 between tokens,
+  an integer beyond 64 bits, which yajl cannot represent) -> whole-file error;
 - one record is unusable (a conversation that is a number, ids of the wrong type, bad
   times, NUL, unpaired surrogates, invalid UTF-8 inside a string) -> rejected_records;
 - odd but valid data (SQL-looking text, a 100 MB string, a million conversations,
-  a byte order mark, JSON nested deep inside a string) -> loaded, verbatim.
+  a byte order mark, JSON nested deep inside a string, a good messages.json among
+  ``..``/absolute/link/device members) -> loaded, verbatim, nothing extracted.
+
+Two cases are expected failures, each naming the fix it needs in a file outside this
+test's reach (they pass once fixed).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -169,7 +175,9 @@ def write(path: Path, data: bytes) -> Path:
 
 # -- not an export at all
 
-case("not an archive", error="not a Skype export")(lambda d, _: write(d / "photo.tar", b"\x89PNG\r\n\x1a\n" + b"\0" * 600))
+case("not an archive", error="not a Skype export")(
+    lambda d, _: write(d / "photo.tar", b"\x89PNG\r\n\x1a\n" + b"\0" * 600)
+)
 case("empty file", error="the file is empty")(lambda d, _: write(d / "messages.json", b""))
 
 # -- truncated documents and archives
@@ -215,6 +223,13 @@ case("raw control character in a string", error="invalid JSON")(
     lambda d, _: write(d / "messages.json", document([with_raw(message(content="X"), "X", b'"a\x01b"'), GOOD]))
 )
 
+case("invalid UTF-8 outside a string", error="invalid UTF-8 at byte 76")(
+    lambda d, _: write(d / "messages.json", document([GOOD]).replace(b'"conversations": [', b'"conversations": [\xff'))
+)
+case("an integer beyond 64 bits", error="a whole number beyond 64 bits")(
+    lambda d, _: write(d / "messages.json", document([with_raw(message(version="X"), "X", b"1" + b"0" * 25), GOOD]))
+)
+
 # -- nesting
 
 case("100,000 nested arrays at the top level", error="not an object")(
@@ -249,11 +264,12 @@ def _deep_members_string(outcome: Outcome) -> None:
 case(
     "100,000 nested arrays inside a JSON string (threadProperties.members)",
     check=_deep_members_string,
-    xfail="rows._members: json.loads raises RecursionError (caught: ValueError only), the whole transform fails",
 )(
     lambda d, _: write(
         d / "messages.json",
-        document([GOOD], {"id": "19:deep@thread.skype", "threadProperties": {"members": "[" * 100_000 + "]" * 100_000}}),
+        document(
+            [GOOD], {"id": "19:deep@thread.skype", "threadProperties": {"members": "[" * 100_000 + "]" * 100_000}}
+        ),
     )
 )
 
@@ -265,7 +281,8 @@ case("tar: messages.json is a symlink", error="not a regular file")(
 )
 case("tar: messages.json is a hard link", error="not a regular file")(
     lambda d, sample: tar_with(
-        d / "x.tar", [(member("data.json"), sample), (member("messages.json", tarfile.LNKTYPE, linkname="data.json"), None)]
+        d / "x.tar",
+        [(member("data.json"), sample), (member("messages.json", tarfile.LNKTYPE, linkname="data.json"), None)],
     )
 )
 case("tar: messages.json is a device", error="not a regular file")(
@@ -359,7 +376,9 @@ def rejected(count: int, reason: str | None = None, loaded: int = 1) -> Callable
 NUL_OR_SURROGATE = "NUL character or an unpaired surrogate"
 
 case("invalid UTF-8 in content", check=rejected(1, NUL_OR_SURROGATE))(
-    lambda d, _: write(d / "messages.json", document([with_raw(message(content="X"), "X", b'"caf\xe9 \xff\xfe"'), GOOD]))
+    lambda d, _: write(
+        d / "messages.json", document([with_raw(message(content="X"), "X", b'"caf\xe9 \xff\xfe"'), GOOD])
+    )
 )
 case("invalid UTF-8 in an id", check=rejected(1, NUL_OR_SURROGATE))(
     lambda d, _: write(d / "messages.json", document([with_raw(message(id="X"), "X", b'"16\xc3"'), GOOD]))
@@ -437,12 +456,15 @@ def _bom(outcome: Outcome) -> None:
     assert outcome.export["messages"] == 2 and outcome.export["rejected"] == 0
 
 
-case("UTF-8 byte order mark", check=_bom)(lambda d, _: write(d / "messages.json", b"\xef\xbb\xbf" + document([GOOD, encode(message())])))
+case("UTF-8 byte order mark", check=_bom)(
+    lambda d, _: write(d / "messages.json", b"\xef\xbb\xbf" + document([GOOD, encode(message())]))
+)
 
 
 def _nul_in_sender(outcome: Outcome) -> None:
     assert outcome.export["messages"] == 2
-    assert outcome.rows("SELECT sender_id FROM {s}.messages WHERE message_id = '1600000000000'") == [("8:live:x\\u0000y",)]
+    senders = outcome.rows("SELECT sender_id FROM {s}.messages WHERE message_id = '1600000000000'")
+    assert senders == [("8:live:x\\u0000y",)]
 
 
 case("NUL in a sender id (kept, spelled out)", check=_nul_in_sender)(
@@ -492,7 +514,6 @@ def _many_words(outcome: Outcome) -> None:
 case(
     "content with 150,000 distinct words",
     check=_many_words,
-    xfail="schema: the generated content_tsv column fails for a tsvector over 1 MB, so the whole load fails",
 )(
     lambda d, _: write(
         d / "messages.json",
@@ -526,7 +547,8 @@ class Outcome:
 def run_load(path: Path, *, home: Path, cwd: Path, tmp: Path, database_url: str, schema: str, case: Case) -> Outcome:
     """``skype-etl load`` in its own process; the peak RSS of its process tree is sampled."""
     env = {**os.environ, "ETL_HOME": str(home), "TMPDIR": str(tmp), **case.env}
-    env.pop("ETL_DATABASE_URL", None)
+    for name in ("ETL_DATABASE_URL", "ETL_CRASH_AT", "ETL_PAUSE_AT"):
+        env.pop(name, None)
     command = [sys.executable, "-m", "etl_assets.cli", "load", str(path), "--database-url", database_url,
                "--schema", schema, "--json", *case.args]
     started = time.perf_counter()
@@ -559,7 +581,8 @@ def run_load(path: Path, *, home: Path, cwd: Path, tmp: Path, database_url: str,
     finally:
         done.set()
         sampler.join()
-    return Outcome(process.returncode, stdout, stderr, time.perf_counter() - started, peak[0] / MB, database_url, schema)
+    seconds = time.perf_counter() - started
+    return Outcome(process.returncode, stdout, stderr, seconds, peak[0] / MB, database_url, schema)
 
 
 def listing(root: Path, *, skip: Path | None = None) -> dict[str, tuple[int, int]]:
@@ -581,8 +604,9 @@ def warehouse_rows(database_url: str, schema: str) -> dict[str, int]:
         present = {r[0] for r in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
         ).fetchall()}
+        count = sql.SQL("SELECT count(*) FROM {}.{}")
         return {
-            t.name: conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(t.name))).fetchone()[0]
+            t.name: conn.execute(count.format(sql.Identifier(schema), sql.Identifier(t.name))).fetchone()[0]
             for t in s.ALL_TABLES
             if t.name in present
         }
@@ -639,3 +663,5 @@ def test_hostile_input(name: str, database_url: str, schema: str, tmp_path: Path
         assert outcome.returncode == 0, outcome.stderr
         assert spec.check is not None
         spec.check(outcome)
+    shutil.rmtree(inputs)  # pytest keeps recent temp dirs: do not keep 100 MB inputs and their Parquet
+    shutil.rmtree(home, ignore_errors=True)

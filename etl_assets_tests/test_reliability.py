@@ -78,6 +78,8 @@ def test_crash_at_any_point_then_rerun_equals_an_uninterrupted_load(
     try:
         crashed = run_cli(*args, home=tmp_path, env={**CRASH_ENV, "ETL_CRASH_AT": point})
         assert crashed.returncode == -signal.SIGKILL, (crashed.returncode, crashed.stderr[-2000:])
+        if point != "load.committed":
+            assert _published_messages(database_url, schema) == 0  # readers never see part of an export
         rerun = run_cli(*args, home=tmp_path, env=CRASH_ENV)
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         assert table_checksums(database_url, schema) == reference
@@ -174,6 +176,30 @@ def test_database_restart_in_the_middle_of_a_load(
         if process.poll() is None:
             process.kill()
         drop_schema(database_url, schema)
+
+
+def _published_messages(database_url: str, schema: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (f"{schema}.messages",)).fetchone()[0]
+        if exists is None:
+            return 0
+        return conn.execute(sql.SQL("SELECT count(*) FROM {}.messages").format(sql.Identifier(schema))).fetchone()[0]
+
+
+def test_embedded_server_listens_on_a_unix_socket_only(postgres_server) -> None:
+    url, home = postgres_server
+    if home is None:
+        pytest.skip("checks the embedded server")
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SHOW listen_addresses").fetchone()[0] == ""
+    assert "host=/" in url and "@/" in url
+
+
+def test_dagster_ui_binds_to_localhost_only() -> None:
+    from etl_assets.cli import dev_command
+
+    argv = dev_command(3000)
+    assert argv[argv.index("-h") + 1] == "127.0.0.1"
 
 
 def _parts_staged(database_url: str, schema: str) -> bool:

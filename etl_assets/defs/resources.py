@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -52,13 +53,25 @@ class PipelineSettings(dg.ConfigurableResource):
         )
 
 
+DATABASE_URL_ENV = "ETL_DATABASE_URL"
+
+
 def resources_from_settings(settings: Settings) -> dict[str, object]:
-    """The resources for a Definitions object, from environment settings."""
+    """The resources for a Definitions object.
+
+    The database URL reaches the resource through ``ETL_DATABASE_URL`` (an ``EnvVar``),
+    never as a literal: Dagster stores resource config with every run and shows it in
+    the UI, and the URL may hold a password.
+    """
     from .io_managers import HandleIOManager
 
+    if settings.database_url and os.environ.get(DATABASE_URL_ENV) != settings.database_url:
+        os.environ[DATABASE_URL_ENV] = settings.database_url
     return {
         "postgres": PostgresResource(
-            database_url=settings.database_url, schema_name=settings.schema, home=str(settings.home)
+            database_url=dg.EnvVar(DATABASE_URL_ENV) if settings.database_url else None,
+            schema_name=settings.schema,
+            home=str(settings.home),
         ),
         "pipeline_settings": PipelineSettings(
             artifacts_dir=str(settings.artifacts),

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from html.entities import html5 as _HTML5
 
+from .values import escape_unstorable, storable_text
+
 __all__ = [
     "Attachment",
     "Call",
@@ -634,6 +636,8 @@ def _h_quote(el: _El, ctx: _Ctx, out: list[str]) -> None:
             text=_clean_quote("".join(buf)),
         )
     )
+    # A quote inside this one renders no text here (it is a closed quote): keep it as a quote too.
+    ctx.quotes.extend(sub.quotes)
     if not el.closed:
         out.extend(buf)
     elif out and not out[-1][-1].isspace():
@@ -938,9 +942,21 @@ def _decode_card(b64: str) -> object | None:
     s += "=" * (-len(s) % 4)
     try:
         raw = base64.b64decode(s)
-        return json.loads(raw.decode("utf-8", "replace"))
+        return _storable(json.loads(raw.decode("utf-8", "replace")))
     except Exception:
         return None
+
+
+def _storable(value: object) -> object:
+    """JSON decoded from inside ``content`` with NUL and unpaired surrogates spelled out
+    (``\\u0000``), so no text taken from it is one PostgreSQL cannot store."""
+    if isinstance(value, str):
+        return value if storable_text(value) else escape_unstorable(value)
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    return value
 
 
 def _card_text(card: object) -> str | None:
@@ -1140,8 +1156,8 @@ def _parse(message_type: str | None, content: str | None) -> ParsedContent:
 def _json_thread_event(mtype: str, content: str) -> ParsedContent:
     """Newer ``ThreadActivity/*`` bodies are JSON (``{"initiator": .., "members": [{"id": ..}]}``)."""
     try:
-        body = json.loads(content)
-    except ValueError:
+        body = _storable(json.loads(content))
+    except (ValueError, RecursionError):
         return _plain_result(content)
     if not isinstance(body, dict):
         return _plain_result(content)

@@ -11,7 +11,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 EMBEDDED_DATABASE = "skype"
 
@@ -22,13 +22,25 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable database URL>"
-    if parts.password is None:
+    if not parts.password:
         return url
     user = parts.username or ""
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def scrub_secret(text: str, url: str) -> str:
+    """``text`` without the URL's password, in any spelling (raw or percent-decoded) or the URL itself."""
+    text = text.replace(url, redact_url(url))
+    try:
+        raw = urlsplit(url).netloc.rpartition("@")[0].partition(":")[2]
+    except ValueError:
+        raw = ""
+    for secret in {raw, unquote(raw)} - {""}:
+        text = text.replace(secret, "***")
+    return text
 
 
 def embedded_pgdata(home: str | Path) -> Path:

@@ -405,6 +405,7 @@ _LONE_SURROGATE = re.compile(
     rb"(\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
     rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})"
 )
+_HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
 _UNESCAPED_QUOTE = re.compile(rb'(?<!\\)(?:\\\\)*"')
 _STRUCTURAL = re.compile(rb"[\s\[\]{},:0-9+\-.eEtrufalsn]*")
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
@@ -418,6 +419,14 @@ def _mark_surrogate(m: re.Match) -> bytes:
 def _mark_byte(m: re.Match) -> str:
     """An invalid byte (decoded by ``surrogateescape``) -> U+FFFD, NUL, ``\\xff`` spelled out."""
     return "\ufffd\\u0000\\\\x%02x" % (ord(m.group()) - 0xDC00)
+
+
+def _escape_start(data: bytes, p: int) -> int:
+    """The start of the escape sequence that holds the backslash at ``p`` (runs of ``\\\\`` are pairs)."""
+    run = p
+    while run > 0 and data[run - 1] == _BACKSLASH:
+        run -= 1
+    return run + ((p - run) & ~1)
 
 
 def _complete_utf8(data: bytes, end: int) -> int:
@@ -500,6 +509,9 @@ class _MemberReader:
             if not available:
                 return b""
             if not self._started:
+                if available < len(_BOM) and not self._eof:
+                    want = available + base
+                    continue
                 self._started = True
                 if self._pending.startswith(_BOM, self._pos):
                     self._pos += 3
@@ -523,10 +535,9 @@ class _MemberReader:
         end = len(buf)
         p = buf.find(b"\\", max(0, end - _ESCAPE_TAIL))
         if p >= 0:
-            run = p
-            while run > 0 and buf[run - 1] == _BACKSLASH:
-                run -= 1
-            end = run + ((p - run) & ~1)
+            end = _escape_start(buf, p)
+            if end >= 6 and _HIGH_SURROGATE.match(buf, end - 6):  # keep a pair together
+                end = _escape_start(buf, end - 6)
         if self.repairing:
             end = _complete_utf8(buf, end)
         return end
@@ -631,8 +642,10 @@ def _parse_messages_json(reader: _MemberReader, name: str, *, build_messages: bo
                     raise InvalidExportError(name, '"conversations" is not a list', "conversations")
                 saw_conversations = True
                 yield ExportHeader(user_id, export_date)
+                where.place = "conversations"
                 conv_index = yield from _conversations(events, name, where, conv_index, build_messages)
                 where.conversation = where.message = -1
+                where.place = "the top level"
             elif key == "userId" or key == "exportDate":
                 built = _build(events, event, value, _CONVERSATIONS, name, where)
                 if key == "userId":
@@ -737,6 +750,7 @@ def _build(events, event: str, value: object, depth: int, name: str, where: _Whe
 
 
 _UTF8_ERROR = "invalid bytes in UTF8 string"
+_BAD_CHAR = "invalid char in json text"
 
 
 @contextmanager
@@ -754,11 +768,13 @@ def _json_errors(name: str, where: _Where, reader: _MemberReader) -> Iterator[No
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
         text = str(text).strip()
-        if _UTF8_ERROR in text and not reader.repairing:
-            raise _NeedsUtf8Repair from None
+        if not reader.repairing and (_UTF8_ERROR in text or _BAD_CHAR in text):
+            raise _NeedsUtf8Repair from None  # (a bad character may be invalid UTF-8: say so, with its offset)
         first = text.splitlines()[0].strip().rstrip(".") if text else type(e).__name__
         if "premature EOF" in text:
             reason = f"{MESSAGES_MEMBER} ended early (truncated JSON)"
+        elif "integer overflow" in first:
+            reason = f"invalid JSON ({first}: a whole number beyond 64 bits)"
         elif "lexical error" in first or "parse error" in first:
             reason = f"invalid JSON ({first})"
         else:

@@ -504,13 +504,13 @@ def _first_line(error: BaseException | None) -> str:
 
 def _connect(url: str, autocommit: bool) -> psycopg.Connection:
     """Connect, waiting a little for a server that is starting; fail clearly (no password) otherwise."""
-    from .database import redact_url
+    from .database import redact_url, scrub_secret
 
     deadline = time.monotonic() + CONNECT_WAIT
     while True:
         try:
             return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
-        except psycopg.OperationalError as e:
+        except psycopg.Error as e:
             message = str(e)
             starting = any(
                 hint in message
@@ -519,5 +519,5 @@ def _connect(url: str, autocommit: bool) -> psycopg.Connection:
             if starting and time.monotonic() < deadline:
                 time.sleep(0.5)
                 continue
-            reason = _first_line(e).replace(url, redact_url(url))
+            reason = scrub_secret(_first_line(e), url)
             raise DatabaseError(f"cannot connect to {redact_url(url)}: {reason}") from None

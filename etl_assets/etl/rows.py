@@ -165,6 +165,7 @@ class RowWriter:
         self.person(sender_id, sender_name)
 
         parsed = parse_content(message_type, content)
+
         edited_at = parse_epoch_ms(props.get("edittime")) or parsed.edited_at
         deleted_at = parse_epoch_ms(props.get("deletetime"))
         if deleted_at is None and parsed.deleted:
@@ -191,6 +192,8 @@ class RowWriter:
         )
         by_type[message_type] += 1
         self._children(cid, mid, version, sent_at, props, parsed)
+        if message_type in ("Translation", "TranslationSettings"):
+            self._translation((cid, mid), version, message_type, content)
 
     def _children(self, cid: str, mid: str, version: int, sent_at, props: dict, parsed: ParsedContent) -> None:
         sinks = self.sinks
@@ -243,6 +246,24 @@ class RowWriter:
             sinks["contact_cards"].add((*key, i, normalize_person_id(c.person_id), c.name, version))
         self._reactions(key, version, props.get("emotions"))
         self._url_previews(key, version, props.get("urlpreviews"))
+
+    def _translation(self, key: tuple[str, str], version: int, kind: str, content: str | None) -> None:
+        """``Translation`` / ``TranslationSettings`` content is JSON: keep its useful fields and all of it."""
+        document = json_value(content)
+        data = document.get("data") if isinstance(document, dict) else None
+        data = data if isinstance(data, dict) else {}
+        self.sinks["translations"].add(
+            (
+                *key,
+                kind,
+                _text(data.get("translation")) or _text(data.get("text")),
+                _text(data.get("sourceLanguage")),
+                _text(data.get("targetLanguage")),
+                _text(data.get("newTranslationState")) or _text(data.get("state")),
+                _json_column(document) if document is not None else None,
+                version,
+            )
+        )
 
     def _call(self, key: tuple[str, str], version: int, props: dict, parsed: ParsedContent) -> None:
         log_raw = props.get("callLog", props.get("call-log"))
@@ -346,7 +367,7 @@ def _members(members: object) -> list[tuple[str | None, str | None]]:
     if isinstance(members, str):
         try:
             members = json.loads(members)
-        except ValueError:
+        except (ValueError, RecursionError):
             members = [m for m in members.replace(";", ",").split(",") if m.strip()]
     if not isinstance(members, list):
         return []

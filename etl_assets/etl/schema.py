@@ -184,8 +184,9 @@ MESSAGES = Table(
         Column(
             "content_tsv",
             "tsvector",
-            "Full-text search vector of `content_text` (GIN index; configuration `simple` by default).",
-            generated="to_tsvector('{tsconfig}'::regconfig, coalesce(content_text, ''))",
+            "Full-text search vector of `content_text`, its first 100,000 characters (PostgreSQL caps a "
+            "tsvector at 1 MB); GIN index; configuration `simple` by default.",
+            generated="to_tsvector('{tsconfig}'::regconfig, left(coalesce(content_text, ''), 100000))",
         ),
     ),
     ("conversation_id", "message_id"),
@@ -317,6 +318,18 @@ CONTACT_CARDS = _child(
     Column("name", "text", "Shared contact name."),
 )
 
+TRANSLATIONS = _child(
+    "translations",
+    "Translations (`Translation`) and translation settings (`TranslationSettings`) of a conversation.",
+    Column("kind", "text", "`Translation` or `TranslationSettings`.", nullable=False),
+    Column("text", "text", "Translated text, when the record holds one."),
+    Column("source_language", "text", "Language translated from."),
+    Column("target_language", "text", "Language translated to."),
+    Column("state", "text", "Translation state for settings records (`Pending`, ...)."),
+    Column("details", "jsonb", "The record's JSON, verbatim."),
+    positional=False,
+)
+
 MESSAGE_SOURCES = Table(
     "message_sources",
     "Provenance: which export(s) each message came from.",
@@ -355,6 +368,7 @@ TRANSFORMED_TABLES: tuple[Table, ...] = (
     POLLS,
     LOCATIONS,
     CONTACT_CARDS,
+    TRANSLATIONS,
     REJECTED_RECORDS,
 )
 """Tables written by the Transformer, in publish order (parents before children)."""

@@ -34,7 +34,7 @@ from .parquet_sink import TableSink
 from .rows import RowWriter
 from .values import normalize_person_id
 
-TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.7"
+TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.8"
 """Changes whenever the transformation's output would change; part of the cache key."""
 
 PARTS_DIR = "_parts"
