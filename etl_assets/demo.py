@@ -15,36 +15,20 @@ def run_demo(settings: Settings, *, messages: int, seed: int, echo: Callable[[st
     import dagster as dg
 
     from .defs.instance import apply_instance_env
-    from .defs.partitions import partition_key_for, skype_exports
-    from .definitions import build_definitions
-    from .etl.extractor import Extractor
+    from .etl.errors import EtlError
     from .etl.loader import Loader
     from .etl.samples import generate_export
+    from .materialize import failure_reason, materialize_export
 
     env = apply_instance_env(settings)
     path = settings.inbox / DEMO_FILE
     echo(f"Generating a sample export of {messages} messages: {path}")
     generate_export(path, messages=messages, seed=seed)
-    sha, _ = Extractor(path).sha256()
-    key = partition_key_for(path.name, sha)
-
     instance = dg.DagsterInstance.get()
-    instance.add_dynamic_partitions(skype_exports.name, [key])
-    job = build_definitions(settings).get_job_def("load_skype_export")
-    echo(f"Materializing partition {key} with the Dagster job {job.name} ...")
-    result = job.execute_in_process(
-        partition_key=key,
-        instance=instance,
-        run_config={
-            "ops": {"raw_export": {"config": {"path": str(path)}}},
-            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-        },
-        raise_on_error=False,
-    )
+    echo("Materializing the export's partition with the Dagster job load_skype_export ...")
+    key, result = materialize_export(settings, instance, path, quiet=True)
     if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        reason = failure.step_failure_data.error.message.strip() if failure else "see the run in the UI"
-        raise RuntimeError(f"the demo run {result.run_id} failed: {reason}")
+        raise EtlError(f"the demo run {result.run_id} failed: {failure_reason(result)}")
 
     from psycopg import sql
 

@@ -8,10 +8,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from etl_assets.defs.partitions import partition_key_for, skype_exports
-from etl_assets.definitions import build_definitions
+from etl_assets.defs.partitions import partition_key_for
+from etl_assets.materialize import materialize_export
 from etl_assets.etl import schema as s
-from etl_assets.etl.extractor import Extractor
 from etl_assets.etl.loader import Loader
 
 from .helpers import settings_for_test
@@ -32,17 +31,7 @@ def test_definitions_load_with_the_expected_graph(tmp_path: Path) -> None:
 
 
 def _materialize(settings, instance, path: Path) -> tuple[str, dg.ExecuteInProcessResult]:
-    sha, _ = Extractor(path).sha256()
-    key = partition_key_for(path.name, sha)
-    instance.add_dynamic_partitions(skype_exports.name, [key])
-    job = build_definitions(settings).resolve_job_def("load_skype_export")
-    result = job.execute_in_process(
-        partition_key=key,
-        instance=instance,
-        run_config={"ops": {"raw_export": {"config": {"path": str(path)}}}},
-        raise_on_error=False,
-    )
-    return key, result
+    return materialize_export(settings, instance, path)
 
 
 def test_whole_graph_materializes_with_counts_equal_to_truth(tmp_path: Path, database_url: str, schema: str, small_export) -> None:

@@ -100,21 +100,11 @@ def test_crash_at_any_point_then_rerun_equals_an_uninterrupted_load(
 DAGSTER_RUN = """
 import sys
 import dagster as dg
-from etl_assets.definitions import build_definitions
-from etl_assets.defs.partitions import partition_key_for
-from etl_assets.etl.extractor import Extractor
+from etl_assets.materialize import materialize_export
 from etl_assets.settings import Settings
 
-path = sys.argv[1]
-sha, _ = Extractor(path).sha256()
-key = partition_key_for(path, sha)
 with dg.instance_for_test() as instance:
-    instance.add_dynamic_partitions("skype_exports", [key])
-    job = build_definitions(Settings.from_env()).resolve_job_def("load_skype_export")
-    result = job.execute_in_process(
-        partition_key=key, instance=instance,
-        run_config={"ops": {"raw_export": {"config": {"path": path}}}}, raise_on_error=False,
-    )
+    _, result = materialize_export(Settings.from_env(), instance, sys.argv[1])
     sys.exit(0 if result.success else 1)
 """
 

@@ -24,9 +24,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from etl_assets.defs.partitions import partition_key_for, skype_exports
 from etl_assets.definitions import build_definitions
-from etl_assets.etl.extractor import Extractor
+from etl_assets.materialize import materialize_export
 from etl_assets.settings import Settings
 
 
@@ -150,17 +149,8 @@ def test_dagster_run_events_metadata_and_records_never_show_the_password(
     url, password = secret_url
     schema = f"s_{uuid.uuid4().hex[:8]}"
     settings = settings_for_test(tmp_path, url, schema)
-    sha, _ = Extractor(small_export.path).sha256()
-    key = partition_key_for(small_export.path.name, sha)
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(skype_exports.name, [key])
-        job = build_definitions(settings).resolve_job_def("load_skype_export")
-        result = job.execute_in_process(
-            partition_key=key,
-            instance=instance,
-            run_config={"ops": {"raw_export": {"config": {"path": str(small_export.path)}}}},
-            raise_on_error=False,
-        )
+        _, result = materialize_export(settings, instance, small_export.path)
         assert result.success
         run_id = result.run_id
 

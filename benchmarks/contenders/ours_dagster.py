@@ -23,33 +23,17 @@ def load(path: str, url: str, schema: str) -> str:
     """Materialize every asset of the export's partition; return the run id."""
     import dagster as dg
 
-    from etl_assets.definitions import build_definitions
-    from etl_assets.defs.partitions import partition_key_for, skype_exports
-    from etl_assets.etl.extractor import Extractor
+    from etl_assets.materialize import failure_reason, materialize_export
     from etl_assets.settings import Settings
 
     home = Path(tempfile.mkdtemp(prefix="etl_home_"))
     try:
         os.environ.update({"ETL_HOME": str(home), "ETL_ARTIFACTS": "", "ETL_INBOX": "", "ETL_HANDLES_URL": ""})
         settings = dataclasses.replace(Settings.from_env(), database_url=url, schema=schema)
-        sha, _ = Extractor(path).sha256()
-        key = partition_key_for(Path(path).name, sha)
         with dg.DagsterInstance.ephemeral() as instance:
-            instance.add_dynamic_partitions(skype_exports.name, [key])
-            job = build_definitions(settings).resolve_job_def("load_skype_export")
-            result = job.execute_in_process(
-                partition_key=key,
-                instance=instance,
-                run_config={
-                    "ops": {"raw_export": {"config": {"path": str(path)}}},
-                    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-                },
-                raise_on_error=False,
-            )
+            _, result = materialize_export(settings, instance, path, quiet=True)
             if not result.success:
-                failure = next((e for e in result.all_events if e.is_step_failure), None)
-                reason = failure.step_failure_data.error.message.strip() if failure and failure.step_failure_data.error else "unknown"
-                raise SystemExit(f"dagster run {result.run_id} failed: {reason}")
+                raise SystemExit(f"dagster run {result.run_id} failed: {failure_reason(result)}")
             return result.run_id
     finally:
         shutil.rmtree(home, ignore_errors=True)
