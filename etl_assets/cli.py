@@ -63,6 +63,7 @@ def load(
             memory_limit_mb=memory_limit_mb or settings.memory_limit_mb,
             max_member_bytes=settings.max_member_bytes,
             copy_raw=False,
+            text_search_config=settings.text_search_config,
         )
         results = [pipeline.run(path) for path in paths]
     except InvalidExportError as e:

@@ -11,6 +11,7 @@
 | ``ETL_BATCH_SIZE`` | ``20000`` | rows per Parquet row group |
 | ``ETL_WORKERS`` | cores, at most 4 | processes that transform messages |
 | ``ETL_CHUNK_MESSAGES`` | ``100000`` | messages per transform checkpoint |
+| ``ETL_TEXT_SEARCH_CONFIG`` | ``simple`` | PostgreSQL text search configuration of ``content_tsv`` |
 | ``ETL_MEMORY_LIMIT_MB`` | none | stop with a clear error past this RSS |
 | ``ETL_MAX_MEMBER_BYTES`` | none | largest ``messages.json`` accepted |
 """
@@ -45,6 +46,7 @@ class Settings:
     chunk_messages: int
     memory_limit_mb: int | None
     max_member_bytes: int | None
+    text_search_config: str = "simple"
 
     @property
     def dagster_home(self) -> Path:
@@ -66,4 +68,5 @@ class Settings:
             chunk_messages=_int_env("ETL_CHUNK_MESSAGES") or 100_000,
             memory_limit_mb=_int_env("ETL_MEMORY_LIMIT_MB"),
             max_member_bytes=_int_env("ETL_MAX_MEMBER_BYTES"),
+            text_search_config=os.environ.get("ETL_TEXT_SEARCH_CONFIG") or "simple",
         )

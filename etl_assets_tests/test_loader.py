@@ -145,3 +145,16 @@ def test_phase_stats_are_recorded(loader: Loader, database_url: str, schema: str
             sql.SQL("SELECT phase, messages_processed FROM {}.etl_phase_stats").format(sql.Identifier(schema))
         ).fetchall()
     assert rows == [("load", 11)]
+
+
+def test_text_search_configuration_is_configurable(database_url: str, schema: str) -> None:
+    Loader(database_url, schema, text_search_config="english").migrate()
+    with psycopg.connect(database_url) as conn:
+        expression = conn.execute(
+            "SELECT generation_expression FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'messages' AND column_name = 'content_tsv'",
+            (schema,),
+        ).fetchone()[0]
+    assert "english" in expression
+    with pytest.raises(ValueError):
+        Loader(database_url, schema, text_search_config="english; DROP TABLE x").migrate()

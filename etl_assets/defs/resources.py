@@ -38,6 +38,7 @@ class PipelineSettings(dg.ConfigurableResource):
     memory_limit_mb: int | None = Field(default=None, description="Stop with a clear error past this RSS.")
     max_member_bytes: int | None = Field(default=None, description="Largest messages.json accepted.")
     inbox_dir: str = Field(description="Folder watched for new exports.")
+    text_search_config: str = Field(default="simple", description="Text search configuration of content_tsv.")
 
     def pipeline(self, postgres: PostgresResource, run_id: str) -> ETLPipeline:
         return ETLPipeline(
@@ -50,6 +51,7 @@ class PipelineSettings(dg.ConfigurableResource):
             memory_limit_mb=self.memory_limit_mb,
             max_member_bytes=self.max_member_bytes,
             run_id=run_id,
+            text_search_config=self.text_search_config,
         )
 
 
@@ -81,6 +83,7 @@ def resources_from_settings(settings: Settings) -> dict[str, object]:
             memory_limit_mb=settings.memory_limit_mb,
             max_member_bytes=settings.max_member_bytes,
             inbox_dir=str(settings.inbox),
+            text_search_config=settings.text_search_config,
         ),
         "handle_io_manager": HandleIOManager(root=settings.handles_url),
     }

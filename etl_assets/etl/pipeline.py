@@ -111,8 +111,9 @@ class ETLPipeline:
         copy_raw: bool = True,
         max_member_bytes: int | None = None,
         run_id: str | None = None,
+        text_search_config: str = "simple",
     ) -> None:
-        self.loader = Loader(database_url, schema)
+        self.loader = Loader(database_url, schema, text_search_config=text_search_config)
         self.artifacts_dir = Path(artifacts_dir)
         self.batch_size = batch_size
         self.workers = workers
