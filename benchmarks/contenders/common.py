@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import tarfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -68,3 +69,11 @@ def count_rows(url: str, schema: str, table: str) -> int:
 def emit(**result: Any) -> None:
     """Print the contender's one JSON line on stdout."""
     print(json.dumps(result), flush=True)
+
+
+def run_contender(load: Callable[[str, str, str], object], table: str, **extra: Any) -> None:
+    """The ``main()`` of a contender: load the file given on the command line, print rows and seconds."""
+    path, url, schema = parse_argv()
+    started = time.perf_counter()
+    load(path, url, schema)
+    emit(rows=count_rows(url, schema, table), seconds=round(time.perf_counter() - started, 3), **extra)

@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from typing import Any
 
-from .common import MESSAGES_PREFIX, RAW_COLUMNS, count_rows, emit, messages_member, parse_argv, raw_row
+from .common import MESSAGES_PREFIX, RAW_COLUMNS, messages_member, raw_row, run_contender
 
 TABLE = "messages"
 
@@ -50,10 +49,7 @@ def load(path: str, url: str, schema: str) -> None:
 
 
 def main() -> None:
-    path, url, schema = parse_argv()
-    started = time.perf_counter()
-    load(path, url, schema)
-    emit(rows=count_rows(url, schema, TABLE), seconds=round(time.perf_counter() - started, 3))
+    run_contender(load, TABLE)
 
 
 if __name__ == "__main__":

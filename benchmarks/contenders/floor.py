@@ -5,13 +5,12 @@ No extraction to disk, no transformation, no indexes, no deduplication.
 
 from __future__ import annotations
 
-import time
 
 import ijson
 import psycopg
 from psycopg import sql
 
-from .common import MESSAGES_PREFIX, RAW_COLUMNS, count_rows, emit, messages_member, parse_argv, raw_row
+from .common import MESSAGES_PREFIX, RAW_COLUMNS, messages_member, raw_row, run_contender
 
 TABLE = "messages_raw"
 
@@ -35,10 +34,7 @@ def load(path: str, url: str, schema: str) -> None:
 
 
 def main() -> None:
-    path, url, schema = parse_argv()
-    started = time.perf_counter()
-    load(path, url, schema)
-    emit(rows=count_rows(url, schema, TABLE), seconds=round(time.perf_counter() - started, 3), backend=ijson.backend)
+    run_contender(load, TABLE, backend=ijson.backend)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import time
 import psycopg2
 from psycopg2.extras import execute_values
 
-from .common import RAW_COLUMNS, count_rows, emit, messages_member, parse_argv, raw_row
+from .common import RAW_COLUMNS, messages_member, raw_row, run_contender
 
 TABLE = "raw_messages"
 BATCH = 100
@@ -46,10 +46,7 @@ def load(path: str, url: str, schema: str) -> None:
 
 
 def main() -> None:
-    path, url, schema = parse_argv()
-    started = time.perf_counter()
-    load(path, url, schema)
-    emit(rows=count_rows(url, schema, TABLE), seconds=round(time.perf_counter() - started, 3))
+    run_contender(load, TABLE)
 
 
 if __name__ == "__main__":
