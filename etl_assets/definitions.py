@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from .defs.assets import export_media, inbox_export, raw_export, skype_tables, transformed_export
+from .defs.assets import export_media, inbox_export, raw_export, skype_analytics, skype_tables, transformed_export
 from .defs.resources import resources_from_settings
 from .defs.sensors import load_skype_export, new_export_sensor
 from .settings import Settings
@@ -13,7 +13,7 @@ from .settings import Settings
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Definitions for the given settings (the environment's by default)."""
     return dg.Definitions(
-        assets=[inbox_export, raw_export, transformed_export, export_media, skype_tables],
+        assets=[inbox_export, raw_export, transformed_export, export_media, skype_tables, skype_analytics],
         jobs=[load_skype_export],
         sensors=[new_export_sensor],
         resources=resources_from_settings(settings or Settings.from_env()),

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from psycopg import sql
 
 from etl_assets.defs.partitions import partition_key_for
+from etl_assets.definitions import build_definitions
 from etl_assets.materialize import materialize_export
 from etl_assets.etl import schema as s
 from etl_assets.etl.loader import Loader
@@ -59,6 +61,21 @@ def test_whole_graph_materializes_with_counts_equal_to_truth(tmp_path: Path, dat
             if table in counts:
                 assert counts[table] == expected, table
         assert counts["etl_phase_stats"] == 4  # extract, transform, load, media
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert checks["export_fully_published"].passed
+        assert not checks["no_rejected_records"].passed  # the export has unusable records, kept verbatim
+        assert checks["no_rejected_records"].severity == dg.AssetCheckSeverity.WARN
+
+        defs = build_definitions(settings)
+        analytics = dg.AssetKey(["skype", "analytics"])
+        assert defs.resolve_asset_graph().get(analytics).automation_condition is not None
+        job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={analytics})
+        assert job.execute_in_process(instance=instance).success
+        with Loader(database_url, schema).connect() as conn:
+            total, conversations = conn.execute(
+                sql.SQL("SELECT sum(messages), count(*) FROM {}.conversation_stats").format(sql.Identifier(schema))
+            ).fetchone()
+        assert (total, conversations) == (small_export.messages, small_export.conversations)
         handle = json.loads((Path(settings.handles_url) / "transformed_export" / f"{key}.json").read_text())
         assert handle["type"] == "TransformedHandle"
         assert handle["value"]["sha256"].startswith(key.rsplit("-", 1)[1])

@@ -195,6 +195,18 @@ def table_key(table: s.Table) -> dg.AssetKey:
     partitions_def=skype_exports,
     retry_policy=retry_policy,
     name="skype_tables",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "export_fully_published",
+            asset=table_key(s.EXPORTS),
+            description="The export is recorded, and every one of its messages names it as a source.",
+        ),
+        dg.AssetCheckSpec(
+            "no_rejected_records",
+            asset=table_key(s.REJECTED_RECORDS),
+            description="Warns when records of the export could not be loaded (they are kept verbatim).",
+        ),
+    ],
 )
 def skype_tables(
     context: dg.AssetExecutionContext,
@@ -214,6 +226,20 @@ def skype_tables(
         "resumed_parts": result.resumed_parts,
         "database": postgres.display_url(),
     }
+    recorded, sourced, rejected = pipeline.loader.export_consistency(transformed_export.sha256)
+    yield dg.AssetCheckResult(
+        asset_key=table_key(s.EXPORTS),
+        check_name="export_fully_published",
+        passed=recorded is not None and recorded == sourced,
+        metadata={"messages_recorded": recorded or 0, "messages_with_this_source": sourced},
+    )
+    yield dg.AssetCheckResult(
+        asset_key=table_key(s.REJECTED_RECORDS),
+        check_name="no_rejected_records",
+        passed=rejected == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rejected": rejected},
+    )
     for table in WAREHOUSE_TABLES:
         yield dg.MaterializeResult(
             asset_key=table_key(table),
@@ -225,3 +251,23 @@ def skype_tables(
                 "rows_changed": result.rows_changed.get(table.name, 0),
             },
         )
+
+
+@dg.asset(
+    key=dg.AssetKey(["skype", "analytics"]),
+    deps=[table_key(s.MESSAGES), table_key(s.CONVERSATIONS), table_key(s.PEOPLE)],
+    group_name=WAREHOUSE_GROUP,
+    automation_condition=dg.AutomationCondition.eager(),
+    kinds={"postgres", "view"},
+    code_version="1",
+)
+def skype_analytics(postgres: PostgresResource) -> dg.MaterializeResult:
+    """Views over all exports: conversation_stats, daily_activity, person_stats (kept current by automation)."""
+    from ..etl.analytics import create_views
+    from ..etl.loader import Loader
+
+    counts = create_views(Loader(postgres.url(), postgres.schema_name))
+    return dg.MaterializeResult(
+        metadata={f"{name}/row_count": count for name, count in counts.items()}
+        | {"views": ", ".join(f"{postgres.schema_name}.{name}" for name in counts)}
+    )

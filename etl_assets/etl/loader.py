@@ -308,6 +308,20 @@ class Loader:
         crash_point("load.committed")
         return LoadResult(conversations, messages, rejected, by_type=by_type, rows_changed=changed)
 
+    def export_consistency(self, sha256: str) -> tuple[int | None, int, int]:
+        """(messages recorded for the export, messages whose provenance names it, its rejected records)."""
+        self.ensure_schema()
+        with self.connect() as conn:
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT (SELECT messages FROM {s}.exports WHERE sha256 = %(sha)s), "
+                    "(SELECT count(*) FROM {s}.message_sources WHERE export_sha256 = %(sha)s), "
+                    "(SELECT count(*) FROM {s}.rejected_records WHERE export_sha256 = %(sha)s)"
+                ).format(s=self._schema_sql),
+                {"sha": sha256},
+            ).fetchone()
+        return row[0], row[1], row[2]
+
     def name_owner(self, person_id: str, display_name: str) -> None:
         """Give the export owner a display name where the export had none."""
         with self.connect() as conn:
