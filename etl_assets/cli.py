@@ -165,6 +165,19 @@ def psql(psql_args: tuple[str, ...]) -> None:
 
 
 @main.command()
+def stop() -> None:
+    """Stop the embedded PostgreSQL under ETL_HOME (it keeps running between commands)."""
+    from .etl.database import embedded_pgdata, stop_embedded
+
+    settings = Settings.from_env()
+    if not (embedded_pgdata(settings.home) / "postmaster.pid").exists():
+        click.echo(f"No embedded PostgreSQL is running under {settings.home}.")
+        return
+    stop_embedded(settings.home)
+    click.echo(f"Stopped the embedded PostgreSQL under {settings.home}.")
+
+
+@main.command()
 @click.option("--port", type=int, default=3000, show_default=True)
 def dev(port: int) -> None:
     """Start the Dagster webserver and daemon on 127.0.0.1 (embedded PostgreSQL by default)."""

@@ -67,3 +67,15 @@ def test_other_failures_exit_1_without_the_password(tmp_path: Path, small_export
     assert done.returncode == 1
     assert "s3cret-pa55" not in done.stderr + done.stdout
     assert "cannot connect" in done.stderr
+
+
+def test_stop_stops_the_embedded_server(tmp_path: Path) -> None:
+    from etl_assets.etl.database import embedded_pgdata, start_embedded
+
+    home = tmp_path / "home"
+    start_embedded(home)
+    assert (embedded_pgdata(home) / "postmaster.pid").exists()
+    done = run_cli("stop", home=home)
+    assert done.returncode == 0 and "Stopped" in done.stdout
+    assert not (embedded_pgdata(home) / "postmaster.pid").exists()
+    assert "No embedded PostgreSQL" in run_cli("stop", home=home).stdout
