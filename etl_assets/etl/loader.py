@@ -251,6 +251,16 @@ class Loader:
             "CREATE TEMP TABLE changed_messages (conversation_id text, message_id text, version bigint, "
             "PRIMARY KEY (conversation_id, message_id)) ON COMMIT DROP"
         )
+        # Ids in publishing order; publishes are serialized by the lock above, so max + 1 is safe,
+        # and a publish that rolls back leaves no gap (unlike a sequence).
+        export_id = cur.execute(
+            sql.SQL(
+                "INSERT INTO {s}.exports (sha256, file_name, export_id) "
+                "VALUES (%s, %s, (SELECT coalesce(max(export_id), 0) + 1 FROM {s}.exports)) "
+                "ON CONFLICT (sha256) DO UPDATE SET file_name = EXCLUDED.file_name RETURNING export_id"
+            ).format(s=self._schema_sql),
+            (export.sha256, export.file_name),
+        ).fetchone()[0]
         for table in s.TRANSFORMED_TABLES:
             statements = _MERGES[table.merge](self, table, self._staging_table(table, tag))
             count = 0
@@ -264,10 +274,10 @@ class Loader:
         started = time.perf_counter()
         cur.execute(
             sql.SQL(
-                "INSERT INTO {}.message_sources (conversation_id, message_id, export_sha256) "
+                "INSERT INTO {}.message_sources (conversation_id, message_id, export_id) "
                 "SELECT DISTINCT conversation_id, message_id, %s FROM {} ON CONFLICT DO NOTHING"
             ).format(self._schema_sql, self._staging_table(s.MESSAGES, tag)),
-            (export.sha256,),
+            (export_id,),
         )
         changed[s.MESSAGE_SOURCES.name] = max(cur.rowcount, 0)
         log.debug("merged message_sources: %d rows in %.2f s", cur.rowcount, time.perf_counter() - started)
@@ -288,16 +298,13 @@ class Loader:
         messages = sum(by_type.values())
         cur.execute(
             sql.SQL(
-                "INSERT INTO {}.exports (sha256, file_name, user_id, export_date, bytes, conversations, messages, "
-                "rejected, by_type, transform_version) "
-                "VALUES (%s, %s, %s, %s::timestamp AT TIME ZONE 'UTC', %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (sha256) DO UPDATE SET transform_version = EXCLUDED.transform_version, "
-                "by_type = EXCLUDED.by_type, messages = EXCLUDED.messages, rejected = EXCLUDED.rejected, "
-                "conversations = EXCLUDED.conversations"
+                "UPDATE {}.exports SET file_name = %s, user_id = %s, export_date = %s::timestamp AT TIME ZONE 'UTC', "
+                "bytes = %s, conversations = %s, messages = %s, rejected = %s, by_type = %s, transform_version = %s "
+                "WHERE sha256 = %s"
             ).format(self._schema_sql),
             (
-                export.sha256, export.file_name, export.user_id, export.export_date, export.bytes,
-                conversations, messages, rejected, Jsonb(by_type), export.transform_version,
+                export.file_name, export.user_id, export.export_date, export.bytes,
+                conversations, messages, rejected, Jsonb(by_type), export.transform_version, export.sha256,
             ),
         )
         for table in s.TRANSFORMED_TABLES:
@@ -315,7 +322,8 @@ class Loader:
             row = conn.execute(
                 sql.SQL(
                     "SELECT (SELECT messages FROM {s}.exports WHERE sha256 = %(sha)s), "
-                    "(SELECT count(*) FROM {s}.message_sources WHERE export_sha256 = %(sha)s), "
+                    "(SELECT count(*) FROM {s}.message_sources WHERE export_id = "
+                    "(SELECT export_id FROM {s}.exports WHERE sha256 = %(sha)s)), "
                     "(SELECT count(*) FROM {s}.rejected_records WHERE export_sha256 = %(sha)s)"
                 ).format(s=self._schema_sql),
                 {"sha": sha256},

@@ -333,8 +333,8 @@ TRANSLATIONS = _child(
 MESSAGE_SOURCES = Table(
     "message_sources",
     "Provenance: which export(s) each message came from.",
-    (_CID, _MID, Column("export_sha256", "text", "Export archive.", nullable=False)),
-    ("conversation_id", "message_id", "export_sha256"),
+    (_CID, _MID, Column("export_id", "integer", "Export it came from (`exports.export_id`).", nullable=False)),
+    ("conversation_id", "message_id", "export_id"),
     "provenance",
 )
 
@@ -380,6 +380,7 @@ EXPORTS = Table(
     "One row per loaded export archive.",
     (
         Column("sha256", "text", "SHA-256 of the archive file; identifies an export.", nullable=False),
+        Column("export_id", "integer", "Short id of the export, in publishing order (used by `message_sources`).", nullable=False),
         Column("file_name", "text", "File name as given.", nullable=False),
         Column("user_id", "text", "`userId` of the export owner, normalized."),
         Column("export_date", "timestamptz", "`exportDate` (UTC)."),
@@ -393,6 +394,7 @@ EXPORTS = Table(
     ),
     ("sha256",),
     "bookkeeping",
+    indexes=("export_id",),
 )
 
 PHASE_STATS = Table(
