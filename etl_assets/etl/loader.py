@@ -79,7 +79,6 @@ class Loader:
         self._schema_sql = sql.Identifier(schema)
         self._staging_sql = sql.Identifier(self.staging_schema)
         self._migrated = False
-        self._new_parts: set[tuple[str, str]] = set()
 
     @contextmanager
     def connect(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
@@ -205,6 +204,7 @@ class Loader:
             )
         }
         conn.commit()
+        resumed = len(done)
         staged: dict[str, int] = {}
         for table in s.TRANSFORMED_TABLES:
             started = time.perf_counter()
@@ -218,7 +218,6 @@ class Loader:
                     done[(table.name, path.stem)] = self._stage_part(conn, table, target, path, tag)
                 staged[table.name] += done[(table.name, path.stem)]
             log.debug("staged %s: %d rows in %.2f s", table.name, staged[table.name], time.perf_counter() - started)
-        resumed = sum(1 for key in done if key not in self._new_parts)
         return staged, resumed
 
     def _stage_part(self, conn: psycopg.Connection, table: s.Table, target: sql.Composed, path: Path, tag: str) -> int:
@@ -238,7 +237,6 @@ class Loader:
         )
         crash_point("load.part_copied")
         conn.commit()
-        self._new_parts.add((table.name, path.stem))
         crash_point("load.part_committed")
         return rows
 

@@ -32,6 +32,8 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .values import conversation_kind
+
 __all__ = ["ExportTruth", "generate_export", "main", "ROW_KEYS", "MESSAGE_TYPES", "UNKNOWN_TYPE"]
 
 DEFAULT_START = datetime(2012, 1, 1, tzinfo=timezone.utc)
@@ -226,17 +228,6 @@ class ExportTruth:
         d = asdict(self)
         d["path"] = str(self.path)
         return d
-
-
-def conversation_kind(conversation_id: str) -> str:
-    """Kind by id prefix, as the format page defines it: anything unknown is a 1:1 chat."""
-    if conversation_id.startswith("19:"):
-        return "group"
-    if conversation_id.startswith("28:"):
-        return "bot"
-    if conversation_id.startswith("48:"):
-        return "special"
-    return "one_to_one"
 
 
 @dataclass
