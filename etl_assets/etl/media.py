@@ -30,15 +30,9 @@ def media_index(extractor: Extractor) -> dict[str, str] | None:
     ``None`` when the archive has no ``media/`` folder (exported without files). For a
     docid with several files (``.1.`` content, ``.2.`` preview) the ``.1.`` file is named.
     """
-    if extractor.path is None or extractor.container not in ("tar", "tar.gz", "zip"):
-        return None
     index: dict[str, str] | None = None
-    for name, _, _ in _regular_members(extractor):
-        match = _MEDIA_NAME.match(name)
-        if match is None:
-            continue
+    for file_name, _, _ in _media_members(extractor):
         index = {} if index is None else index
-        file_name = match.group(1)
         docid, _, rest = file_name.partition(".")
         if rest == "json" or rest.endswith(".json"):
             continue
@@ -53,18 +47,13 @@ def copy_media(extractor: Extractor, artifacts_dir: Path, *, max_bytes: int | No
     Files already there with the right size are kept, so a re-run after a crash copies
     only what is missing. Returns (files copied, bytes copied).
     """
-    if extractor.path is None or extractor.container not in ("tar", "tar.gz", "zip"):
-        return 0, 0
     media_dir = artifacts_dir / MEDIA_DIR
     copied = copied_bytes = 0
-    for name, size, open_file in _regular_members(extractor):
-        match = _MEDIA_NAME.match(name)
-        if match is None:
-            continue
+    for file_name, size, open_file in _media_members(extractor):
         if max_bytes is not None and size > max_bytes:
-            log.warning("%s: skipped %s (%d bytes, over the limit of %d)", extractor.name, name, size, max_bytes)
+            log.warning("%s: skipped %s (%d bytes, over the limit of %d)", extractor.name, file_name, size, max_bytes)
             continue
-        target = media_dir / match.group(1)
+        target = media_dir / file_name
         if _size(target) != size:  # a copy cut short by a crash has another size: copied again
             media_dir.mkdir(parents=True, exist_ok=True)
             with open_file() as source, open(target, "wb") as out:
@@ -72,6 +61,21 @@ def copy_media(extractor: Extractor, artifacts_dir: Path, *, max_bytes: int | No
             copied += 1
             copied_bytes += size
     return copied, copied_bytes
+
+
+def count_media(extractor: Extractor) -> int:
+    """How many media files (manifests included) :func:`copy_media` would take."""
+    return sum(1 for _ in _media_members(extractor))
+
+
+def _media_members(extractor: Extractor) -> Iterator[tuple[str, int, object]]:
+    """(file name under ``media/``, size, opener) of every media file that may be copied."""
+    if extractor.path is None or extractor.container not in ("tar", "tar.gz", "zip"):
+        return
+    for name, size, open_file in _regular_members(extractor):
+        match = _MEDIA_NAME.match(name)
+        if match is not None:
+            yield match.group(1), size, open_file
 
 
 def _size(path: Path) -> int | None:

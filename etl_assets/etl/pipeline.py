@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .extractor import Extractor
 from .faults import crash_point
-from .media import copy_media
+from .media import copy_media, count_media
 from .loader import ExportInfo, Loader, LoadResult
 from .progress import MemoryMonitor, PhaseStats, ProgressTracker
 from .transformer import TRANSFORM_VERSION, Transformer
@@ -150,7 +150,7 @@ class ETLPipeline:
                     scan, _ = self._transformer(sha).scan(extractor)
                     user_id, export_date = scan.user_id, scan.export_date
                     conversations, messages = scan.conversations, scan.messages
-            media = sum(1 for n in extractor.member_names() if n.lstrip("./").startswith("media/"))
+            media = count_media(extractor)
             raw = RawHandle(
                 path=str(stored),
                 file_name=Path(file_name or path).name,
