@@ -231,7 +231,7 @@ def test_concurrent_loads_equal_sequential_loads(database_url: str, tmp_path: Pa
             order = [
                 row[0]
                 for row in conn.execute(
-                    sql.SQL("SELECT file_name FROM {}.exports ORDER BY loaded_at").format(sql.Identifier(concurrent))
+                    sql.SQL("SELECT file_name FROM {}.exports ORDER BY export_id").format(sql.Identifier(concurrent))
                 )
             ]
         by_name = {e.path.name: e for e in exports}

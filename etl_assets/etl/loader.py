@@ -297,8 +297,8 @@ class Loader:
         cur.execute(
             sql.SQL(
                 "UPDATE {}.exports SET file_name = %s, user_id = %s, export_date = %s::timestamp AT TIME ZONE 'UTC', "
-                "bytes = %s, conversations = %s, messages = %s, rejected = %s, by_type = %s, transform_version = %s "
-                "WHERE sha256 = %s"
+                "bytes = %s, conversations = %s, messages = %s, rejected = %s, by_type = %s, transform_version = %s, "
+                "loaded_at = clock_timestamp() WHERE sha256 = %s"
             ).format(self._schema_sql),
             (
                 export.file_name, export.user_id, export.export_date, export.bytes,
