@@ -8,9 +8,9 @@
 | ``ETL_HANDLES_URL`` | ``$ETL_ARTIFACTS/handles`` | where the IO manager keeps handles (path or URL) |
 | ``ETL_DATABASE_URL`` | embedded server | warehouse PostgreSQL |
 | ``ETL_SCHEMA`` | ``skype`` | warehouse schema |
-| ``ETL_BATCH_SIZE`` | ``20000`` | rows per Parquet row group |
+| ``ETL_BATCH_SIZE`` | ``2000`` | rows per Parquet row group |
 | ``ETL_WORKERS`` | cores, at most 4 | processes that transform messages |
-| ``ETL_CHUNK_MESSAGES`` | ``100000`` | messages per transform checkpoint |
+| ``ETL_CHUNK_MESSAGES`` | ``50000`` | messages per transform checkpoint |
 | ``ETL_TEXT_SEARCH_CONFIG`` | ``simple`` | PostgreSQL text search configuration of ``content_tsv`` |
 | ``ETL_MEMORY_LIMIT_MB`` | none | stop with a clear error past this RSS |
 | ``ETL_MAX_MEMBER_BYTES`` | none | largest ``messages.json`` accepted |
@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from .etl.transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES
 
 
 def _int_env(name: str) -> int | None:
@@ -63,9 +65,9 @@ class Settings:
             handles_url=os.environ.get("ETL_HANDLES_URL") or str(artifacts / "handles"),
             database_url=os.environ.get("ETL_DATABASE_URL") or None,
             schema=os.environ.get("ETL_SCHEMA") or "skype",
-            batch_size=_int_env("ETL_BATCH_SIZE") or 20_000,
+            batch_size=_int_env("ETL_BATCH_SIZE") or DEFAULT_BATCH_SIZE,
             workers=_int_env("ETL_WORKERS") or default_workers(),
-            chunk_messages=_int_env("ETL_CHUNK_MESSAGES") or 100_000,
+            chunk_messages=_int_env("ETL_CHUNK_MESSAGES") or DEFAULT_CHUNK_MESSAGES,
             memory_limit_mb=_int_env("ETL_MEMORY_LIMIT_MB"),
             max_member_bytes=_int_env("ETL_MAX_MEMBER_BYTES"),
             text_search_config=os.environ.get("ETL_TEXT_SEARCH_CONFIG") or "simple",

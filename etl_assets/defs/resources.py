@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ..etl.database import redact_url, resolve_database_url
 from ..etl.pipeline import ETLPipeline
+from ..etl.transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES
 from ..settings import Settings
 
 
@@ -32,9 +33,9 @@ class PipelineSettings(dg.ConfigurableResource):
     """Where artifacts go and how big batches are."""
 
     artifacts_dir: str = Field(description="Raw copies and Parquet datasets.")
-    batch_size: int = Field(default=20_000, description="Rows per Parquet row group.")
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, description="Rows per Parquet row group.")
     workers: int = Field(default=1, description="Processes that transform messages.")
-    chunk_messages: int = Field(default=100_000, description="Messages per transform checkpoint.")
+    chunk_messages: int = Field(default=DEFAULT_CHUNK_MESSAGES, description="Messages per transform checkpoint.")
     memory_limit_mb: int | None = Field(default=None, description="Stop with a clear error past this RSS.")
     max_member_bytes: int | None = Field(default=None, description="Largest messages.json accepted.")
     inbox_dir: str = Field(description="Folder watched for new exports.")

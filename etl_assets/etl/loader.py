@@ -14,7 +14,7 @@ import io
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,8 +246,7 @@ class Loader:
         cur = conn.cursor()
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
         cur.execute(
-            "CREATE TEMP TABLE changed_messages (conversation_id text, message_id text, version bigint, "
-            "PRIMARY KEY (conversation_id, message_id)) ON COMMIT DROP"
+            "CREATE TEMP TABLE changed_messages (conversation_id text, message_id text, version bigint) ON COMMIT DROP"
         )
         # Ids in publishing order; publishes are serialized by the lock above, so max + 1 is safe,
         # and a publish that rolls back leaves no gap (unlike a sequence).
@@ -259,33 +258,46 @@ class Loader:
             ).format(s=self._schema_sql),
             (export.sha256, export.file_name),
         ).fetchone()[0]
-        for table in s.TRANSFORMED_TABLES:
-            statements = _MERGES[table.merge](self, table, self._staging_table(table, tag))
-            count = 0
+        bulk_loaded: set[str] = set()
+        for table in (*s.TRANSFORMED_TABLES, s.MESSAGE_SOURCES):
             started = time.perf_counter()
-            for statement in statements:
-                cur.execute(statement)
-                count += max(cur.rowcount, 0)
+            target = _target(self, table)
+            staging = self._staging_table(s.MESSAGES if table is s.MESSAGE_SOURCES else table, tag)
+            # Child rows go in by bulk only when their messages did (all of them new).
+            bulk = (
+                table.merge in _BULK_LOADS
+                and (table.merge != "message_child" or s.MESSAGES.name in bulk_loaded)
+                and _is_empty(cur, target)
+            )
+            if bulk:
+                bulk_loaded.add(table.name)
+            count = 0
+            with _indexes_rebuilt(cur, target) if bulk else nullcontext():
+                for statement in (_BULK_LOADS if bulk else _MERGES)[table.merge](self, table, staging):
+                    cur.execute(statement, {"export_id": export_id})
+                    count += max(cur.rowcount, 0)
+            if table is s.MESSAGES:
+                cur.execute("ANALYZE changed_messages")
+                if bulk:
+                    cur.execute(_superseded(staging))
             changed[table.name] = count
-            log.debug("merged %s: %d rows changed in %.2f s", table.name, count, time.perf_counter() - started)
+            log.debug(
+                "%s %s: %d rows changed in %.2f s",
+                "bulk-loaded" if bulk else "merged", table.name, count, time.perf_counter() - started,
+            )
             crash_point("load.merged_table")
-        started = time.perf_counter()
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO {}.message_sources (conversation_id, message_id, export_id) "
-                "SELECT DISTINCT conversation_id, message_id, %s FROM {} ON CONFLICT DO NOTHING"
-            ).format(self._schema_sql, self._staging_table(s.MESSAGES, tag)),
-            (export_id,),
-        )
-        changed[s.MESSAGE_SOURCES.name] = max(cur.rowcount, 0)
-        log.debug("merged message_sources: %d rows in %.2f s", cur.rowcount, time.perf_counter() - started)
         cur.execute(_fill_one_to_one_names(self._schema_sql))
+        # After a bulk load the message table holds exactly this export's winning copies.
+        winners = (
+            _target(self, s.MESSAGES)
+            if s.MESSAGES.name in bulk_loaded
+            else sql.SQL("(SELECT DISTINCT ON (conversation_id, message_id) message_type FROM {m} ORDER BY {order})").format(
+                m=self._staging_table(s.MESSAGES, tag), order=_FINAL_COPY_ORDER
+            )
+        )
         by_type = dict(
             cur.execute(
-                sql.SQL(
-                    "SELECT message_type, count(*) FROM (SELECT DISTINCT ON (conversation_id, message_id) message_type "
-                    "FROM {m} ORDER BY {order}) d GROUP BY 1 ORDER BY 1"
-                ).format(m=self._staging_table(s.MESSAGES, tag), order=_FINAL_COPY_ORDER)
+                sql.SQL("SELECT message_type, count(*) FROM {} d GROUP BY 1 ORDER BY 1").format(winners)
             ).fetchall()
         )
         conversations, rejected = cur.execute(
@@ -464,6 +476,15 @@ def _merge_membership(loader: Loader, table: s.Table, staging: sql.Composed) -> 
     ]
 
 
+def _merge_provenance(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
+    return [
+        sql.SQL(
+            "INSERT INTO {tgt} (conversation_id, message_id, export_id) "
+            "SELECT DISTINCT conversation_id, message_id, %(export_id)s FROM {stg} ON CONFLICT DO NOTHING"
+        ).format(tgt=_target(loader, table), stg=staging)
+    ]
+
+
 _MERGES = {
     "message": _merge_message,
     "message_child": _merge_message_child,
@@ -471,7 +492,106 @@ _MERGES = {
     "conversation": _merge_conversation,
     "person": _merge_person,
     "membership": _merge_membership,
+    "provenance": _merge_provenance,
 }
+
+
+# -- bulk loads: the same result for a table that is still empty ------------------------------
+#
+# Into an empty table nothing can conflict, so the rows go in with plain INSERTs and the
+# indexes are built afterwards in one sorted pass each (see ``_indexes_rebuilt``), which is
+# about twice as fast as maintaining them row by row.
+
+
+def _bulk_message(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
+    return [
+        sql.SQL(
+            "WITH up AS (INSERT INTO {tgt} ({cols}) SELECT DISTINCT ON (conversation_id, message_id) {cols} "
+            "FROM {stg} ORDER BY {order} RETURNING conversation_id, message_id, version) "
+            "INSERT INTO changed_messages SELECT * FROM up"
+        ).format(cols=_cols(table.column_names), stg=staging, tgt=_target(loader, table), order=_FINAL_COPY_ORDER)
+    ]
+
+
+def _superseded(staging: sql.Composed) -> sql.Composed:
+    """The few staged copies of messages that lost to a higher version: their child rows are left out.
+
+    Testing child rows against this small table is much cheaper than joining every winning copy.
+    """
+    return sql.SQL(
+        "CREATE TEMP TABLE superseded ON COMMIT DROP AS SELECT s.conversation_id, s.message_id, s.version "
+        "FROM {stg} s JOIN changed_messages c USING (conversation_id, message_id) WHERE s.version < c.version"
+    ).format(stg=staging)
+
+
+def _bulk_message_child(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
+    names = table.column_names
+    others = [n for n in names if n not in table.primary_key]
+    return [
+        sql.SQL(
+            "INSERT INTO {tgt} ({cols}) SELECT DISTINCT ON ({keys}) {scols} FROM {stg} s WHERE NOT EXISTS "
+            "(SELECT FROM superseded x WHERE s.conversation_id = x.conversation_id "
+            "AND s.message_id = x.message_id AND s.version = x.version) "
+            "ORDER BY {order}"
+        ).format(
+            tgt=_target(loader, table),
+            cols=_cols(names),
+            keys=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in table.primary_key),
+            scols=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in names),
+            stg=staging,
+            order=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in (*table.primary_key, *others)),
+        )
+    ]
+
+
+def _bulk_provenance(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
+    return [
+        sql.SQL(
+            "INSERT INTO {tgt} (conversation_id, message_id, export_id) "
+            "SELECT DISTINCT conversation_id, message_id, %(export_id)s FROM {stg}"
+        ).format(tgt=_target(loader, table), stg=staging)
+    ]
+
+
+_BULK_LOADS = {
+    "message": _bulk_message,
+    "message_child": _bulk_message_child,
+    "provenance": _bulk_provenance,
+}
+
+
+def _is_empty(cur: psycopg.Cursor, target: sql.Composed) -> bool:
+    return cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(target)).fetchone()[0]
+
+
+@contextmanager
+def _indexes_rebuilt(cur: psycopg.Cursor, target: sql.Composed) -> Iterator[None]:
+    """Drop the table's primary key and indexes, and build them again when the block ends.
+
+    Inside the publishing transaction: readers never see the table without them (they
+    wait for the commit, which only happens for a table that was empty).
+    """
+    indexes = cur.execute(
+        "SELECT pg_get_indexdef(i.indexrelid), i.indexrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid) "
+        "FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid "
+        "WHERE i.indrelid = %s::regclass ORDER BY c.conname NULLS LAST",
+        (target.as_string(cur.connection),),
+    ).fetchall()
+    for _, index, constraint, _ in indexes:
+        if constraint:
+            cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(target, sql.Identifier(constraint)))
+        else:
+            cur.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(index)))
+    yield
+    for definition, _, constraint, constraint_definition in indexes:
+        if constraint:
+            cur.execute(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                    target, sql.Identifier(constraint), sql.SQL(constraint_definition)
+                )
+            )
+        else:
+            cur.execute(sql.SQL(definition))
 
 
 def _fill_one_to_one_names(schema_sql: sql.Identifier) -> sql.Composed:

@@ -24,7 +24,7 @@ from .faults import crash_point
 from .media import copy_media, count_media
 from .loader import ExportInfo, Loader, LoadResult
 from .progress import MemoryMonitor, PhaseStats, ProgressTracker
-from .transformer import TRANSFORM_VERSION, Transformer
+from .transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES, TRANSFORM_VERSION, Transformer
 
 MANIFEST = "_manifest.json"
 
@@ -104,9 +104,9 @@ class ETLPipeline:
         artifacts_dir: str | Path,
         *,
         schema: str = "skype",
-        batch_size: int = 20_000,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         workers: int = 1,
-        chunk_messages: int = 100_000,
+        chunk_messages: int = DEFAULT_CHUNK_MESSAGES,
         memory_limit_mb: float | None = None,
         copy_raw: bool = True,
         max_member_bytes: int | None = None,
