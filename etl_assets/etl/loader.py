@@ -5,7 +5,9 @@ COPY) into an unlogged staging table in ``<schema>_staging``. Publishing then me
 every staging table into the warehouse in one transaction, so readers see all of an
 export or none of it. Merges follow natural keys: the newest message ``version``
 wins; a message's child rows are replaced only when the message changed. Loading
-the same export twice therefore changes no row.
+the same export twice therefore changes no row. A table that is still empty (the
+first load into a warehouse) is filled by plain inserts and its indexes are built
+afterwards, which gives the same rows about twice as fast.
 """
 
 from __future__ import annotations
@@ -206,6 +208,9 @@ class Loader:
         conn.commit()
         resumed = len(done)
         staged: dict[str, int] = {}
+        # Staging tables and staged_parts are unlogged: a server crash empties them anyway, so
+        # their commits need not wait for the WAL flush. Publishing commits synchronously again.
+        conn.execute("SET synchronous_commit = off")
         for table in s.TRANSFORMED_TABLES:
             started = time.perf_counter()
             target = self._staging_table(table, tag)
@@ -218,17 +223,23 @@ class Loader:
                     done[(table.name, path.stem)] = self._stage_part(conn, table, target, path, tag)
                 staged[table.name] += done[(table.name, path.stem)]
             log.debug("staged %s: %d rows in %.2f s", table.name, staged[table.name], time.perf_counter() - started)
+        conn.execute("RESET synchronous_commit")
+        conn.commit()
         return staged, resumed
 
     def _stage_part(self, conn: psycopg.Connection, table: s.Table, target: sql.Composed, path: Path, tag: str) -> int:
         columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in table.staging_columns)
         rows = 0
-        with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, columns)) as copy:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, use_threads=False):
-                buffer = io.BytesIO()
-                pa_csv.write_csv(batch, buffer, _CSV_OPTIONS)
-                copy.write(buffer.getbuffer())
-                rows += batch.num_rows
+        parquet = pq.ParquetFile(path)
+        if parquet.metadata.num_rows:
+            with conn.cursor() as cur, cur.copy(
+                sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, columns)
+            ) as copy:
+                for batch in parquet.iter_batches(batch_size=8192, use_threads=False):
+                    buffer = io.BytesIO()
+                    pa_csv.write_csv(batch, buffer, _CSV_OPTIONS)
+                    copy.write(buffer.getbuffer())
+                    rows += batch.num_rows
         conn.execute(
             sql.SQL("INSERT INTO {}.staged_parts (tag, table_name, part, rows) VALUES (%s, %s, %s, %s)").format(
                 self._staging_sql
@@ -260,31 +271,7 @@ class Loader:
         ).fetchone()[0]
         bulk_loaded: set[str] = set()
         for table in (*s.TRANSFORMED_TABLES, s.MESSAGE_SOURCES):
-            started = time.perf_counter()
-            target = _target(self, table)
-            staging = self._staging_table(s.MESSAGES if table is s.MESSAGE_SOURCES else table, tag)
-            # Child rows go in by bulk only when their messages did (all of them new).
-            bulk = (
-                table.merge in _BULK_LOADS
-                and (table.merge != "message_child" or s.MESSAGES.name in bulk_loaded)
-                and _is_empty(cur, target)
-            )
-            if bulk:
-                bulk_loaded.add(table.name)
-            count = 0
-            with _indexes_rebuilt(cur, target) if bulk else nullcontext():
-                for statement in (_BULK_LOADS if bulk else _MERGES)[table.merge](self, table, staging):
-                    cur.execute(statement, {"export_id": export_id})
-                    count += max(cur.rowcount, 0)
-            if table is s.MESSAGES:
-                cur.execute("ANALYZE changed_messages")
-                if bulk:
-                    cur.execute(_superseded(staging))
-            changed[table.name] = count
-            log.debug(
-                "%s %s: %d rows changed in %.2f s",
-                "bulk-loaded" if bulk else "merged", table.name, count, time.perf_counter() - started,
-            )
+            changed[table.name] = self._publish_table(cur, table, tag, export_id, bulk_loaded)
             crash_point("load.merged_table")
         cur.execute(_fill_one_to_one_names(self._schema_sql))
         # After a bulk load the message table holds exactly this export's winning copies.
@@ -324,6 +311,37 @@ class Loader:
         conn.commit()
         crash_point("load.committed")
         return LoadResult(conversations, messages, rejected, by_type=by_type, rows_changed=changed)
+
+    def _publish_table(
+        self, cur: psycopg.Cursor, table: s.Table, tag: str, export_id: int, bulk_loaded: set[str]
+    ) -> int:
+        """Merge one staged table (``message_sources``: derived from the staged messages); rows changed.
+
+        A table that is still empty is loaded by bulk instead (same rows, indexes built after);
+        child rows only when their messages were, since then every message is new.
+        """
+        started = time.perf_counter()
+        target = _target(self, table)
+        staging = self._staging_table(s.MESSAGES if table is s.MESSAGE_SOURCES else table, tag)
+        bulk = (
+            table.merge in _BULK_LOADS
+            and (table.merge != "message_child" or s.MESSAGES.name in bulk_loaded)
+            and _is_empty(cur, target)
+        )
+        count = 0
+        with _indexes_rebuilt(cur, target) if bulk else nullcontext():
+            for statement in (_BULK_LOADS if bulk else _MERGES)[table.merge](self, table, staging):
+                cur.execute(statement, {"export_id": export_id})
+                count += max(cur.rowcount, 0)
+        if bulk:
+            bulk_loaded.add(table.name)
+        if table is s.MESSAGES:
+            cur.execute("ANALYZE changed_messages")
+            if bulk:
+                cur.execute(_superseded(staging))
+        how = "bulk-loaded" if bulk else "merged"
+        log.debug("%s %s: %d rows changed in %.2f s", how, table.name, count, time.perf_counter() - started)
+        return count
 
     def export_consistency(self, sha256: str) -> tuple[int | None, int, int]:
         """(messages recorded for the export, messages whose provenance names it, its rejected records)."""
@@ -582,6 +600,9 @@ def _indexes_rebuilt(cur: psycopg.Cursor, target: sql.Composed) -> Iterator[None
             cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(target, sql.Identifier(constraint)))
         else:
             cur.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(index)))
+    # A table emptied in this transaction gets new files: with wal_level = minimal (the
+    # embedded server) its rows and indexes are written without WAL and synced at commit.
+    cur.execute(sql.SQL("TRUNCATE {}").format(target))
     yield
     for definition, _, constraint, constraint_definition in indexes:
         if constraint:

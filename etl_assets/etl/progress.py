@@ -118,13 +118,12 @@ class ProgressTracker:
         """Measure the enclosed work; the caller fills the counts on the yielded stats."""
         stats = PhaseStats(phase=name)
         self.monitor.reset_peak()
-        cpu = psutil.Process().cpu_times()
+        cpu = _cpu_seconds()
         start = time.perf_counter()
         log.info("%s: started", name)
         yield stats
         stats.duration_seconds = round(time.perf_counter() - start, 3)
-        end_cpu = psutil.Process().cpu_times()
-        stats.cpu_seconds = round((end_cpu.user + end_cpu.system) - (cpu.user + cpu.system), 3)
+        stats.cpu_seconds = round(_cpu_seconds() - cpu, 3)
         self.monitor.sample()
         stats.peak_rss_mb = round(self.monitor.peak_mb, 1)
         if stats.duration_seconds > 0:
@@ -136,3 +135,9 @@ class ProgressTracker:
         )
         if self.on_phase is not None:
             self.on_phase(stats)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the transform's worker processes)."""
+    t = psutil.Process().cpu_times()
+    return t.user + t.system + t.children_user + t.children_system

@@ -411,7 +411,7 @@ PHASE_STATS = Table(
         Column("duration_seconds", "double precision", "Wall time of the phase."),
         Column("messages_per_second", "double precision", "Throughput of the phase."),
         Column("peak_rss_mb", "double precision", "Peak resident memory during the phase."),
-        Column("cpu_seconds", "double precision", "CPU time of the phase."),
+        Column("cpu_seconds", "double precision", "CPU time of the phase: the loading process and its worker processes, not the database server."),
         Column("bytes_read", "bigint", "Bytes read from the archive."),
         Column("rejected", "integer", "Records rejected in the phase."),
         Column("recorded_at", "timestamptz", "When the row was written.", nullable=False, default="now()"),
