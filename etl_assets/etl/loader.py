@@ -230,16 +230,12 @@ class Loader:
     def _stage_part(self, conn: psycopg.Connection, table: s.Table, target: sql.Composed, path: Path, tag: str) -> int:
         columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in table.staging_columns)
         rows = 0
-        parquet = pq.ParquetFile(path)
-        if parquet.metadata.num_rows:
-            with conn.cursor() as cur, cur.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, columns)
-            ) as copy:
-                for batch in parquet.iter_batches(batch_size=8192, use_threads=False):
-                    buffer = io.BytesIO()
-                    pa_csv.write_csv(batch, buffer, _CSV_OPTIONS)
-                    copy.write(buffer.getbuffer())
-                    rows += batch.num_rows
+        with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, columns)) as copy:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, use_threads=False):
+                buffer = io.BytesIO()
+                pa_csv.write_csv(batch, buffer, _CSV_OPTIONS)
+                copy.write(buffer.getbuffer())
+                rows += batch.num_rows
         conn.execute(
             sql.SQL("INSERT INTO {}.staged_parts (tag, table_name, part, rows) VALUES (%s, %s, %s, %s)").format(
                 self._staging_sql
