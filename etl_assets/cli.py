@@ -97,7 +97,7 @@ def load(
             continue
         click.echo(
             f"  {name:<9} {phase['duration_seconds']:8.2f} s  {phase['messages_per_second']:10.0f} msg/s  "
-            f"peak {phase['peak_rss_mb']:.0f} MB"
+            f"peak {phase['peak_rss_mb']:.0f} MB  cpu {phase['cpu_seconds']:.1f} s"
         )
 
 
@@ -106,8 +106,11 @@ def _merged_phases(results) -> dict[str, dict]:
     merged: dict[str, dict] = {}
     for result in results:
         for name, stats in result.phases.items():
-            m = merged.setdefault(name, {"duration_seconds": 0.0, "messages": 0, "peak_rss_mb": 0.0})
+            m = merged.setdefault(
+                name, {"duration_seconds": 0.0, "messages": 0, "peak_rss_mb": 0.0, "cpu_seconds": 0.0}
+            )
             m["duration_seconds"] += stats.duration_seconds
+            m["cpu_seconds"] = round(m["cpu_seconds"] + stats.cpu_seconds, 3)
             m["messages"] += stats.messages_processed
             m["peak_rss_mb"] = max(m["peak_rss_mb"], stats.peak_rss_mb)
     for m in merged.values():

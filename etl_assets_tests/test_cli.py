@@ -39,7 +39,7 @@ def test_load_json_contract_and_idempotent_reload(database_url: str, schema: str
     assert export["by_type"] == dict(sorted(truth.by_type.items()))
     assert set(export) >= {"path", "sha256", "conversations", "messages", "rejected", "by_type"}
     for phase in ("extract", "transform", "load"):
-        assert set(report["phases"][phase]) >= {"duration_seconds", "messages_per_second", "peak_rss_mb"}
+        assert set(report["phases"][phase]) >= {"duration_seconds", "messages_per_second", "peak_rss_mb", "cpu_seconds"}
     before = table_checksums(database_url, schema)
     again = run_cli(*args, home=tmp_path / "home")
     assert again.returncode == 0, again.stderr

@@ -224,6 +224,8 @@ def skype_tables(
         "export_sha256": transformed_export.sha256,
         "already_loaded": result.already_loaded,
         "resumed_parts": result.resumed_parts,
+        "load/stage_seconds": result.stage_seconds,
+        "load/publish_seconds": result.publish_seconds,
         "database": postgres.display_url(),
     }
     recorded, sourced, rejected = pipeline.loader.export_consistency(transformed_export.sha256)
@@ -249,6 +251,8 @@ def skype_tables(
                 "dagster/row_count": counts[table.name],
                 "rows_staged": result.rows_staged.get(table.name, 0),
                 "rows_changed": result.rows_changed.get(table.name, 0),
+                "publish_seconds": result.table_seconds.get(table.name, 0.0),
+                "published_by": "bulk" if table.name in result.bulk_loaded else "merge",
             },
         )
 

@@ -64,6 +64,12 @@ class LoadResult:
     already_loaded: bool = False
     resumed_parts: int = 0
     """Part files staged by an interrupted earlier run and not copied again."""
+    stage_seconds: float = 0.0
+    publish_seconds: float = 0.0
+    table_seconds: dict[str, float] = field(default_factory=dict)
+    """Publishing time per table: where a slow load spends it."""
+    bulk_loaded: list[str] = field(default_factory=list)
+    """Tables that were empty and were filled by bulk (indexes built after the rows)."""
 
 
 class DatabaseError(EtlError):
@@ -159,11 +165,15 @@ class Loader:
             with self.connect() as conn:
                 self._drop_other_staging(conn, export.sha256, tag)
                 conn.commit()
+                started = time.perf_counter()
                 staged, resumed = self._stage_all(conn, parquet_dir, tag)
+                staged_at = time.perf_counter()
                 crash_point("load.staged")
                 result = self._publish(conn, export, tag)
             result.rows_staged = staged
             result.resumed_parts = resumed
+            result.stage_seconds = round(staged_at - started, 3)
+            result.publish_seconds = round(time.perf_counter() - staged_at, 3)
             return result
 
     def _published(self, conn: psycopg.Connection, export: ExportInfo) -> LoadResult | None:
@@ -250,6 +260,7 @@ class Loader:
     def _publish(self, conn: psycopg.Connection, export: ExportInfo, tag: str) -> LoadResult:
         """Merge every staging table into the warehouse and record the export: one transaction."""
         changed: dict[str, int] = {}
+        seconds: dict[str, float] = {}
         cur = conn.cursor()
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
         cur.execute(
@@ -265,9 +276,13 @@ class Loader:
             ).format(s=self._schema_sql),
             (export.sha256, export.file_name),
         ).fetchone()[0]
-        bulk_loaded: set[str] = set()
+        bulk_loaded: list[str] = []
         for table in (*s.TRANSFORMED_TABLES, s.MESSAGE_SOURCES):
+            started = time.perf_counter()
             changed[table.name] = self._publish_table(cur, table, tag, export_id, bulk_loaded)
+            seconds[table.name] = round(time.perf_counter() - started, 3)
+            how = "bulk-loaded" if table.name in bulk_loaded else "merged"
+            log.debug("%s %s: %d rows changed in %.2f s", how, table.name, changed[table.name], seconds[table.name])
             crash_point("load.merged_table")
         cur.execute(_fill_one_to_one_names(self._schema_sql))
         # After a bulk load the message table holds exactly this export's winning copies.
@@ -306,17 +321,19 @@ class Loader:
         crash_point("load.before_commit")
         conn.commit()
         crash_point("load.committed")
-        return LoadResult(conversations, messages, rejected, by_type=by_type, rows_changed=changed)
+        return LoadResult(
+            conversations, messages, rejected, by_type=by_type, rows_changed=changed,
+            table_seconds=seconds, bulk_loaded=bulk_loaded,
+        )
 
     def _publish_table(
-        self, cur: psycopg.Cursor, table: s.Table, tag: str, export_id: int, bulk_loaded: set[str]
+        self, cur: psycopg.Cursor, table: s.Table, tag: str, export_id: int, bulk_loaded: list[str]
     ) -> int:
         """Merge one staged table (``message_sources``: derived from the staged messages); rows changed.
 
         A table that is still empty is loaded by bulk instead (same rows, indexes built after);
         child rows only when their messages were, since then every message is new.
         """
-        started = time.perf_counter()
         target = _target(self, table)
         staging = self._staging_table(s.MESSAGES if table is s.MESSAGE_SOURCES else table, tag)
         bulk = (
@@ -330,13 +347,11 @@ class Loader:
                 cur.execute(statement, {"export_id": export_id})
                 count += max(cur.rowcount, 0)
         if bulk:
-            bulk_loaded.add(table.name)
+            bulk_loaded.append(table.name)
         if table is s.MESSAGES:
             cur.execute("ANALYZE changed_messages")
             if bulk:
                 cur.execute(_superseded(staging))
-        how = "bulk-loaded" if bulk else "merged"
-        log.debug("%s %s: %d rows changed in %.2f s", how, table.name, count, time.perf_counter() - started)
         return count
 
     def export_consistency(self, sha256: str) -> tuple[int | None, int, int]:
