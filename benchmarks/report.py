@@ -291,6 +291,9 @@ def render(results: dict[str, Any], plot_name: str) -> str:
         "|---|---|---:|---|",
         *[f"| {t} | {w} | {v} | **{ok}** |" for t, w, v, ok in rows],
         "",
+        "Where the time goes, what changed to get here and what stands between these numbers and the",
+        "targets: [performance.md](performance.md).",
+        "",
     ]
     if "ours_dagster" in table[size] and table[size]["ours_dagster"].runs:
         lines += [f"For comparison, ours_dagster's median peak RSS at {size:,} messages is "
