@@ -459,21 +459,26 @@ of the order in which parts were staged (they are staged in parallel)."""
 
 
 def _merge_message(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    names = table.column_names
-    keys = table.primary_key
     updates = sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in names if n not in keys
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n))
+        for n in table.column_names
+        if n not in table.primary_key
     )
-    return [
-        sql.SQL(
-            "WITH src AS (SELECT DISTINCT ON (conversation_id, message_id) {cols} FROM {stg} "
-            "ORDER BY {order}), "
-            "up AS (INSERT INTO {tgt} AS t ({cols}) SELECT {cols} FROM src "
-            "ON CONFLICT (conversation_id, message_id) DO UPDATE SET {updates} WHERE t.version < EXCLUDED.version "
-            "RETURNING conversation_id, message_id, version) "
-            "INSERT INTO changed_messages SELECT * FROM up"
-        ).format(cols=_cols(names), stg=staging, tgt=_target(loader, table), updates=updates, order=_FINAL_COPY_ORDER)
-    ]
+    conflict = sql.SQL(
+        " ON CONFLICT (conversation_id, message_id) DO UPDATE SET {} WHERE t.version < EXCLUDED.version"
+    ).format(updates)
+    return [_insert_messages(loader, table, staging, conflict)]
+
+
+def _insert_messages(loader: Loader, table: s.Table, staging: sql.Composed, conflict: sql.Composable) -> sql.Composed:
+    """The winning copy of each staged message into the table; what changed into ``changed_messages``."""
+    return sql.SQL(
+        "WITH up AS (INSERT INTO {tgt} AS t ({cols}) SELECT DISTINCT ON (conversation_id, message_id) {cols} "
+        "FROM {stg} ORDER BY {order}{conflict} RETURNING conversation_id, message_id, version) "
+        "INSERT INTO changed_messages SELECT * FROM up"
+    ).format(
+        tgt=_target(loader, table), cols=_cols(table.column_names), stg=staging, order=_FINAL_COPY_ORDER, conflict=conflict
+    )
 
 
 def _merge_message_child(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
@@ -554,12 +559,14 @@ def _merge_membership(loader: Loader, table: s.Table, staging: sql.Composed) -> 
 
 
 def _merge_provenance(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    return [
-        sql.SQL(
-            "INSERT INTO {tgt} (conversation_id, message_id, export_id) "
-            "SELECT DISTINCT conversation_id, message_id, %(export_id)s FROM {stg} ON CONFLICT DO NOTHING"
-        ).format(tgt=_target(loader, table), stg=staging)
-    ]
+    return [_insert_provenance(loader, table, staging, sql.SQL(" ON CONFLICT DO NOTHING"))]
+
+
+def _insert_provenance(loader: Loader, table: s.Table, staging: sql.Composed, conflict: sql.Composable) -> sql.Composed:
+    return sql.SQL(
+        "INSERT INTO {tgt} (conversation_id, message_id, export_id) "
+        "SELECT DISTINCT conversation_id, message_id, %(export_id)s FROM {stg}{conflict}"
+    ).format(tgt=_target(loader, table), stg=staging, conflict=conflict)
 
 
 _MERGES = {
@@ -581,13 +588,7 @@ _MERGES = {
 
 
 def _bulk_message(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    return [
-        sql.SQL(
-            "WITH up AS (INSERT INTO {tgt} ({cols}) SELECT DISTINCT ON (conversation_id, message_id) {cols} "
-            "FROM {stg} ORDER BY {order} RETURNING conversation_id, message_id, version) "
-            "INSERT INTO changed_messages SELECT * FROM up"
-        ).format(cols=_cols(table.column_names), stg=staging, tgt=_target(loader, table), order=_FINAL_COPY_ORDER)
-    ]
+    return [_insert_messages(loader, table, staging, sql.SQL(""))]
 
 
 def _superseded(staging: sql.Composed) -> sql.Composed:
@@ -613,12 +614,7 @@ def _bulk_message_child(loader: Loader, table: s.Table, staging: sql.Composed) -
 
 
 def _bulk_provenance(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    return [
-        sql.SQL(
-            "INSERT INTO {tgt} (conversation_id, message_id, export_id) "
-            "SELECT DISTINCT conversation_id, message_id, %(export_id)s FROM {stg}"
-        ).format(tgt=_target(loader, table), stg=staging)
-    ]
+    return [_insert_provenance(loader, table, staging, sql.SQL(""))]
 
 
 _BULK_LOADS = {
