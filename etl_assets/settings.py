@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .etl.schema import DEFAULT_TEXT_SEARCH_CONFIG
 from .etl.transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES
 
 
@@ -48,7 +49,7 @@ class Settings:
     chunk_messages: int
     memory_limit_mb: int | None
     max_member_bytes: int | None
-    text_search_config: str = "simple"
+    text_search_config: str = DEFAULT_TEXT_SEARCH_CONFIG
 
     @property
     def dagster_home(self) -> Path:
@@ -70,5 +71,5 @@ class Settings:
             chunk_messages=_int_env("ETL_CHUNK_MESSAGES") or DEFAULT_CHUNK_MESSAGES,
             memory_limit_mb=_int_env("ETL_MEMORY_LIMIT_MB"),
             max_member_bytes=_int_env("ETL_MAX_MEMBER_BYTES"),
-            text_search_config=os.environ.get("ETL_TEXT_SEARCH_CONFIG") or "simple",
+            text_search_config=os.environ.get("ETL_TEXT_SEARCH_CONFIG") or DEFAULT_TEXT_SEARCH_CONFIG,
         )

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ..etl.database import redact_url, resolve_database_url
 from ..etl.pipeline import ETLPipeline
+from ..etl.schema import DEFAULT_TEXT_SEARCH_CONFIG
 from ..etl.transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES
 from ..settings import Settings
 
@@ -39,7 +40,7 @@ class PipelineSettings(dg.ConfigurableResource):
     memory_limit_mb: int | None = Field(default=None, description="Stop with a clear error past this RSS.")
     max_member_bytes: int | None = Field(default=None, description="Largest messages.json accepted.")
     inbox_dir: str = Field(description="Folder watched for new exports.")
-    text_search_config: str = Field(default="simple", description="Text search configuration of content_tsv.")
+    text_search_config: str = Field(default=DEFAULT_TEXT_SEARCH_CONFIG, description="Text search configuration of content_tsv.")
 
     def pipeline(self, postgres: PostgresResource, run_id: str) -> ETLPipeline:
         return ETLPipeline(

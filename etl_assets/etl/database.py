@@ -73,7 +73,7 @@ def start_embedded(home: str | Path) -> str:
 
 EMBEDDED_SETTINGS = {
     # Nothing replicates from a private server: tables emptied or created in the publishing
-    # transaction are then written without WAL (a tenth of the load, docs/benchmarks.md).
+    # transaction are then written without WAL (a tenth of the load, docs/performance.md).
     "wal_level": "minimal",
     "max_wal_senders": "0",
 }
@@ -81,7 +81,7 @@ _SETTINGS_MARK = "# skype-etl settings"
 
 
 def _configure(pgdata: Path) -> None:
-    """Add ``EMBEDDED_SETTINGS`` to a new server's postgresql.conf (read when it starts)."""
+    """Add ``EMBEDDED_SETTINGS`` to the server's postgresql.conf once; they apply from its next start."""
     conf = pgdata / "postgresql.conf"
     text = conf.read_text()
     if _SETTINGS_MARK in text:

@@ -83,7 +83,7 @@ class DatabaseError(EtlError):
 class Loader:
     """Creates and migrates the warehouse schema and publishes transformed exports."""
 
-    def __init__(self, database_url: str, schema: str = "skype", *, text_search_config: str = "simple") -> None:
+    def __init__(self, database_url: str, schema: str = "skype", *, text_search_config: str = s.DEFAULT_TEXT_SEARCH_CONFIG) -> None:
         self.database_url = database_url
         self.schema = schema
         self.text_search_config = text_search_config
@@ -372,9 +372,12 @@ class Loader:
         child rows only when their messages were, since then every message is new.
         """
         target = _target(self, table)
-        staging = self._staging_table(s.MESSAGES if table is s.MESSAGE_SOURCES else table, tag)
-        if table is s.MESSAGE_SOURCES and s.MESSAGES.name in bulk_loaded:
+        if table is not s.MESSAGE_SOURCES:
+            staging = self._staging_table(table, tag)
+        elif s.MESSAGES.name in bulk_loaded:
             staging = sql.SQL("changed_messages")  # every message of the export, and narrow
+        else:
+            staging = self._staging_table(s.MESSAGES, tag)
         bulk = (
             table.merge in _BULK_LOADS
             and (table.merge != "message_child" or s.MESSAGES.name in bulk_loaded)

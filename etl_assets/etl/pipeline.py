@@ -24,6 +24,7 @@ from .faults import crash_point
 from .media import copy_media, count_media
 from .loader import ExportInfo, Loader, LoadResult
 from .progress import MemoryMonitor, PhaseStats, ProgressTracker
+from .schema import DEFAULT_TEXT_SEARCH_CONFIG
 from .transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES, TRANSFORM_VERSION, Transformer
 
 MANIFEST = "_manifest.json"
@@ -111,7 +112,7 @@ class ETLPipeline:
         copy_raw: bool = True,
         max_member_bytes: int | None = None,
         run_id: str | None = None,
-        text_search_config: str = "simple",
+        text_search_config: str = DEFAULT_TEXT_SEARCH_CONFIG,
     ) -> None:
         self.loader = Loader(database_url, schema, text_search_config=text_search_config)
         self.artifacts_dir = Path(artifacts_dir)

@@ -429,8 +429,12 @@ DERIVED_TABLES: tuple[Table, ...] = (MESSAGE_SOURCES,)
 ALL_TABLES: tuple[Table, ...] = BOOKKEEPING_TABLES + TRANSFORMED_TABLES + DERIVED_TABLES
 
 
+DEFAULT_TEXT_SEARCH_CONFIG = "simple"
+"""Text search configuration of ``messages.content_tsv``: ``simple`` suits every language."""
+
+
 def create_table_sql(
-    table: Table, schema_sql: str, *, staging_name: str | None = None, tsconfig: str = "simple"
+    table: Table, schema_sql: str, *, staging_name: str | None = None, tsconfig: str = DEFAULT_TEXT_SEARCH_CONFIG
 ) -> str:
     """``CREATE TABLE`` for a table; ``schema_sql`` is an already quoted identifier.
 

@@ -40,7 +40,7 @@ TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.8"
 PARTS_DIR = "_parts"
 DEFAULT_BATCH_SIZE = 2_000
 """Rows per Parquet row group. Small batches keep memory flat at any export size (measured in
-docs/benchmarks.md: 20,000 cost about 60 MB more per run, at the same speed)."""
+docs/performance.md: 20,000 cost about 60 MB more per run, at the same speed)."""
 DEFAULT_CHUNK_MESSAGES = 50_000
 """Messages per transform checkpoint: what a crashed run may redo, and what a chunk holds open."""
 CheckFn = Callable[[], None]
