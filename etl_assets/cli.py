@@ -26,6 +26,10 @@ EXIT_FAILURE = 1
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
 def main(verbose: bool) -> None:
     """Turn Skype export archives into a clean, searchable PostgreSQL archive."""
+    from .etl.private import private_directory, restrict_new_files
+
+    restrict_new_files()
+    private_directory(Settings.from_env().home)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
 
 
@@ -170,7 +174,7 @@ def psql(psql_args: tuple[str, ...]) -> None:
 @main.command()
 def stop() -> None:
     """Stop the embedded PostgreSQL under ETL_HOME (it keeps running between commands)."""
-    from .etl.database import embedded_pgdata, stop_embedded
+    from .etl.embedded import embedded_pgdata, stop_embedded
 
     settings = Settings.from_env()
     if not (embedded_pgdata(settings.home) / "postmaster.pid").exists():

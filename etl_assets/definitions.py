@@ -7,16 +7,20 @@ import dagster as dg
 from .defs.assets import export_media, inbox_export, raw_export, skype_analytics, skype_tables, transformed_export
 from .defs.resources import resources_from_settings
 from .defs.sensors import load_skype_export, new_export_sensor
+from .etl.private import private_directory, restrict_new_files
 from .settings import Settings
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Definitions for the given settings (the environment's by default)."""
+    settings = settings or Settings.from_env()
+    restrict_new_files()  # run workers write message data; the instance keeps logs under ETL_HOME
+    private_directory(settings.home)
     return dg.Definitions(
         assets=[inbox_export, raw_export, transformed_export, export_media, skype_tables, skype_analytics],
         jobs=[load_skype_export],
         sensors=[new_export_sensor],
-        resources=resources_from_settings(settings or Settings.from_env()),
+        resources=resources_from_settings(settings),
     )
 
 

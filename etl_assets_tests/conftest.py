@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from etl_assets.etl.database import start_embedded, stop_embedded
+from etl_assets.etl.embedded import start_embedded, stop_embedded
 from etl_assets.etl.loader import Loader
 from etl_assets.etl.samples import ExportTruth, generate_export
 

@@ -70,7 +70,7 @@ def test_other_failures_exit_1_without_the_password(tmp_path: Path, small_export
 
 
 def test_stop_stops_the_embedded_server(tmp_path: Path) -> None:
-    from etl_assets.etl.database import embedded_pgdata, start_embedded
+    from etl_assets.etl.embedded import embedded_pgdata, start_embedded
 
     home = tmp_path / "home"
     start_embedded(home)

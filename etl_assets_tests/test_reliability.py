@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from etl_assets.etl.database import restart_embedded
+from etl_assets.etl.embedded import restart_embedded
 from etl_assets.etl.samples import ExportTruth, generate_export
 
 from .conftest import table_checksums

@@ -22,6 +22,7 @@ from pathlib import Path
 from .extractor import Extractor
 from .faults import crash_point
 from .media import copy_media, count_media
+from .private import private_directory, restrict_new_files
 from .loader import ExportInfo, Loader, LoadResult
 from .progress import MemoryMonitor, PhaseStats, ProgressTracker
 from .schema import DEFAULT_TEXT_SEARCH_CONFIG
@@ -114,8 +115,9 @@ class ETLPipeline:
         run_id: str | None = None,
         text_search_config: str = DEFAULT_TEXT_SEARCH_CONFIG,
     ) -> None:
+        restrict_new_files()  # message data, media and raw copies: readable by their owner only
         self.loader = Loader(database_url, schema, text_search_config=text_search_config)
-        self.artifacts_dir = Path(artifacts_dir)
+        self.artifacts_dir = private_directory(artifacts_dir)
         self.batch_size = batch_size
         self.workers = workers
         self.chunk_messages = chunk_messages
