@@ -139,3 +139,39 @@ def test_every_load_order_gives_the_same_tables_and_the_newest_values(
         if sums != first
     }
     assert differing == {}, differing
+
+
+def test_a_warehouse_from_the_previous_schema_is_upgraded_and_keeps_its_export_ids(
+    database_url: str, schema: str, tmp_path: Path
+) -> None:
+    from etl_assets.etl import schema as s
+    from etl_assets.etl.loader import Loader
+
+    path = tmp_path / "ann_d1.json"
+    path.write_text(json.dumps(_documents()["ann_d1"]))
+    ETLPipeline(database_url, tmp_path / "artifacts", schema=schema).run(path)
+    published = [c.name for t in s.ALL_TABLES for c in t.columns if c.published]
+    with psycopg.connect(database_url) as conn:  # as the previous schema had it
+        for table, column in (("conversations", "source_export"), ("conversations", "named_after_person"),
+                              ("people", "name_export"), ("memberships", "role_export")):
+            conn.execute(sql.SQL("ALTER TABLE {}.{} DROP COLUMN {}").format(*map(sql.Identifier, (schema, table, column))))
+        conn.execute(sql.SQL("UPDATE {}.exports SET export_id = 1").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("UPDATE {}.message_sources SET export_id = 1").format(sql.Identifier(schema)))
+        for table in ("exports", "message_sources"):
+            conn.execute(sql.SQL("ALTER TABLE {}.{} ALTER COLUMN export_id TYPE integer").format(
+                sql.Identifier(schema), sql.Identifier(table)))
+    Loader(database_url, schema).migrate()
+    later = tmp_path / "ann_d2.json"
+    later.write_text(json.dumps(_documents()["ann_d2"]))
+    again = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema)
+    again.run(later)
+    again.run(path)  # republished by another transform run: keeps its old id
+    columns = _values(database_url, schema, "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                      f"WHERE table_schema = '{schema}' AND (column_name = 'export_id' OR column_name IN "
+                      f"({', '.join(repr(c) for c in published)}))")
+    assert {(t, c) for t, c, _ in columns} >= {(t.name, c.name) for t in s.ALL_TABLES for c in t.columns if c.published}
+    assert {d for _, c, d in columns if c == "export_id"} == {"bigint"}
+    ids = _values(database_url, schema, "SELECT export_id, count(*) FROM {s}.message_sources GROUP BY 1 ORDER BY 1")
+    assert ids[0] == (1, 4) and len(ids) == 2
+    assert _values(database_url, schema, f"SELECT role FROM {{s}}.memberships WHERE conversation_id = '{GROUP}' "
+                   f"AND person_id = '{BOB}'") == [("Admin",)]

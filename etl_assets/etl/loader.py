@@ -123,6 +123,8 @@ class Loader:
             for table in s.ALL_TABLES:
                 ddl = s.create_table_sql(table, self._schema_sql.as_string(conn), tsconfig=self.text_search_config)
                 conn.execute(ddl.encode())
+            self._upgrade_columns(conn)
+            for table in s.ALL_TABLES:
                 for column in table.indexes:
                     conn.execute(
                         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} USING {} ({})").format(
@@ -132,6 +134,37 @@ class Loader:
                             sql.SQL(s.index_method(table, column)),
                             sql.Identifier(column),
                         )
+                    )
+
+    def _upgrade_columns(self, conn: psycopg.Connection) -> None:
+        """Bring tables created by an earlier schema version up to date: missing columns, wider ids.
+
+        Only what is missing is altered (ALTER TABLE locks the table even when it changes nothing).
+        """
+        existing = {
+            (table, column): data_type
+            for table, column, data_type in conn.execute(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = %s",
+                (self.schema,),
+            )
+        }
+        for table in s.ALL_TABLES:
+            for column in table.data_columns:
+                target = sql.SQL("{}.{}").format(self._schema_sql, sql.Identifier(table.name))
+                found = existing.get((table.name, column.name))
+                if found is None:
+                    default = sql.SQL(
+                        (f" DEFAULT {column.default}" if column.default else "")
+                        + (" NOT NULL" if column.default and not column.nullable else "")
+                    )
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} ADD COLUMN {} {}{}").format(
+                            target, sql.Identifier(column.name), sql.SQL(column.pg_type), default
+                        )
+                    )
+                elif found == "integer" and column.pg_type == "bigint":
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE bigint").format(target, sql.Identifier(column.name))
                     )
 
     def table_counts(self) -> dict[str, int]:
@@ -370,15 +403,16 @@ class Loader:
                 f"{export.file_name}: export id {export_id} (from sha256 {export.sha256[:15]}) is already used by the "
                 f"export with sha256 {taken[0]}"
             )
-        export_date = cur.execute(
+        # An export published before keeps its id (warehouses from before ids came from the sha256).
+        export_id, export_date = cur.execute(
             sql.SQL(
                 "INSERT INTO {}.exports (sha256, file_name, export_id, export_date) "
                 "VALUES (%s, %s, %s, %s::timestamp AT TIME ZONE 'UTC') ON CONFLICT (sha256) DO UPDATE SET "
-                "file_name = EXCLUDED.file_name, export_id = EXCLUDED.export_id, export_date = EXCLUDED.export_date "
-                "RETURNING coalesce(export_date, '-infinity')::text"
+                "file_name = EXCLUDED.file_name, export_date = EXCLUDED.export_date "
+                "RETURNING export_id, coalesce(export_date, '-infinity')::text"
             ).format(self._schema_sql),
             (export.sha256, export.file_name, export_id, export.export_date),
-        ).fetchone()[0]
+        ).fetchone()
         return {"export_id": export_id, "export_date": export_date}
 
     def _publish_table(
