@@ -550,8 +550,17 @@ def _merge_message(loader: Loader, table: s.Table, staging: sql.Composed) -> lis
         for n in table.column_names
         if n not in table.primary_key
     )
-    conflict = sql.SQL(" ON CONFLICT (conversation_id, message_id) DO UPDATE SET {} WHERE {}").format(
-        updates, _sorts_before("EXCLUDED", "t", _COPY_ORDER)
+    others = [expr for expr, _ in _COPY_ORDER[1:]]
+    # Most conflicts are the same copy again: one cheap comparison settles those.
+    conflict = sql.SQL(
+        " ON CONFLICT (conversation_id, message_id) DO UPDATE SET {} WHERE CASE "
+        "WHEN t.version <> EXCLUDED.version THEN t.version < EXCLUDED.version "
+        "WHEN ROW({}) IS NOT DISTINCT FROM ROW({}) THEN false ELSE {} END"
+    ).format(
+        updates,
+        sql.SQL(", ".join(e.format("t.") for e in others)),
+        sql.SQL(", ".join(e.format("EXCLUDED.") for e in others)),
+        _sorts_before("EXCLUDED", "t", _COPY_ORDER[1:]),
     )
     return [_insert_messages(loader, table, staging, conflict)]
 
