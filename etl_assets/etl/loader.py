@@ -5,7 +5,9 @@ COPY) into an unlogged staging table in ``<schema>_staging``. Publishing then me
 every staging table into the warehouse in one transaction, so readers see all of an
 export or none of it. Merges follow natural keys: the newest message ``version``
 wins; a message's child rows are replaced only when the message changed. Loading
-the same export twice therefore changes no row. A table that is still empty (the
+the same export twice therefore changes no row. Every choice between exports
+depends only on the exports (their dates, their sha256, the rows' values), never on
+the order in which they are loaded. A table that is still empty (the
 first load into a warehouse) is filled by plain inserts and its indexes are built
 afterwards, which gives the same rows about twice as fast.
 """
