@@ -5,7 +5,9 @@ COPY) into an unlogged staging table in ``<schema>_staging``. Publishing then me
 every staging table into the warehouse in one transaction, so readers see all of an
 export or none of it. Merges follow natural keys: the newest message ``version``
 wins; a message's child rows are replaced only when the message changed. Loading
-the same export twice therefore changes no row. A table that is still empty (the
+the same export twice therefore changes no row. Every choice between exports
+depends only on the exports (their dates, their sha256, the rows' values), never on
+the order in which they are loaded. A table that is still empty (the
 first load into a warehouse) is filled by plain inserts and its indexes are built
 afterwards, which gives the same rows about twice as fast.
 """
@@ -123,6 +125,8 @@ class Loader:
             for table in s.ALL_TABLES:
                 ddl = s.create_table_sql(table, self._schema_sql.as_string(conn), tsconfig=self.text_search_config)
                 conn.execute(ddl.encode())
+            self._upgrade_columns(conn)
+            for table in s.ALL_TABLES:
                 for column in table.indexes:
                     conn.execute(
                         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} USING {} ({})").format(
@@ -132,6 +136,37 @@ class Loader:
                             sql.SQL(s.index_method(table, column)),
                             sql.Identifier(column),
                         )
+                    )
+
+    def _upgrade_columns(self, conn: psycopg.Connection) -> None:
+        """Bring tables created by an earlier schema version up to date: missing columns, wider ids.
+
+        Only what is missing is altered (ALTER TABLE locks the table even when it changes nothing).
+        """
+        existing = {
+            (table, column): data_type
+            for table, column, data_type in conn.execute(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = %s",
+                (self.schema,),
+            )
+        }
+        for table in s.ALL_TABLES:
+            for column in table.data_columns:
+                target = sql.SQL("{}.{}").format(self._schema_sql, sql.Identifier(table.name))
+                found = existing.get((table.name, column.name))
+                if found is None:
+                    default = sql.SQL(
+                        (f" DEFAULT {column.default}" if column.default else "")
+                        + (" NOT NULL" if column.default and not column.nullable else "")
+                    )
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} ADD COLUMN {} {}{}").format(
+                            target, sql.Identifier(column.name), sql.SQL(column.pg_type), default
+                        )
+                    )
+                elif found == "integer" and column.pg_type == "bigint":
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE bigint").format(target, sql.Identifier(column.name))
                     )
 
     def table_counts(self) -> dict[str, int]:
@@ -303,20 +338,11 @@ class Loader:
         cur.execute(
             "CREATE TEMP TABLE changed_messages (conversation_id text, message_id text, version bigint) ON COMMIT DROP"
         )
-        # Ids in publishing order; publishes are serialized by the lock above, so max + 1 is safe,
-        # and a publish that rolls back leaves no gap (unlike a sequence).
-        export_id = cur.execute(
-            sql.SQL(
-                "INSERT INTO {s}.exports (sha256, file_name, export_id) "
-                "VALUES (%s, %s, (SELECT coalesce(max(export_id), 0) + 1 FROM {s}.exports)) "
-                "ON CONFLICT (sha256) DO UPDATE SET file_name = EXCLUDED.file_name RETURNING export_id"
-            ).format(s=self._schema_sql),
-            (export.sha256, export.file_name),
-        ).fetchone()[0]
+        key = self._register_export(cur, export)
         bulk_loaded: list[str] = []
         for table in (*s.TRANSFORMED_TABLES, s.MESSAGE_SOURCES):
             started = time.perf_counter()
-            changed[table.name] = self._publish_table(cur, table, tag, export_id, bulk_loaded)
+            changed[table.name] = self._publish_table(cur, table, tag, key, bulk_loaded)
             seconds[table.name] = round(time.perf_counter() - started, 3)
             how = "bulk-loaded" if table.name in bulk_loaded else "merged"
             log.debug("%s %s: %d rows changed in %.2f s", how, table.name, changed[table.name], seconds[table.name])
@@ -327,7 +353,7 @@ class Loader:
             _target(self, s.MESSAGES)
             if s.MESSAGES.name in bulk_loaded
             else sql.SQL("(SELECT DISTINCT ON (conversation_id, message_id) message_type FROM {m} ORDER BY {order})").format(
-                m=self._staging_table(s.MESSAGES, tag), order=_FINAL_COPY_ORDER
+                m=self._staging_table(s.MESSAGES, tag), order=_copy_order()
             )
         )
         by_type = dict(
@@ -363,8 +389,36 @@ class Loader:
             table_seconds=seconds, bulk_loaded=bulk_loaded,
         )
 
+    def _register_export(self, cur: psycopg.Cursor, export: ExportInfo) -> dict[str, object]:
+        """Insert or find the export's row; its key (``export_id``, ``export_date``) for the merges.
+
+        The id comes from the sha256, not from the publishing order, so that every load order
+        gives the same ids; the date is stored first, because the merges compare it.
+        """
+        export_id = export_id_of(export.sha256)
+        taken = cur.execute(
+            sql.SQL("SELECT sha256 FROM {}.exports WHERE export_id = %s AND sha256 <> %s").format(self._schema_sql),
+            (export_id, export.sha256),
+        ).fetchone()
+        if taken is not None:
+            raise DatabaseError(
+                f"{export.file_name}: export id {export_id} (from sha256 {export.sha256[:15]}) is already used by the "
+                f"export with sha256 {taken[0]}"
+            )
+        # An export published before keeps its id (warehouses from before ids came from the sha256).
+        export_id, export_date = cur.execute(
+            sql.SQL(
+                "INSERT INTO {}.exports (sha256, file_name, export_id, export_date) "
+                "VALUES (%s, %s, %s, %s::timestamp AT TIME ZONE 'UTC') ON CONFLICT (sha256) DO UPDATE SET "
+                "file_name = EXCLUDED.file_name, export_date = EXCLUDED.export_date "
+                "RETURNING export_id, coalesce(export_date, '-infinity')::text"
+            ).format(self._schema_sql),
+            (export.sha256, export.file_name, export_id, export.export_date),
+        ).fetchone()
+        return {"export_id": export_id, "export_date": export_date}
+
     def _publish_table(
-        self, cur: psycopg.Cursor, table: s.Table, tag: str, export_id: int, bulk_loaded: list[str]
+        self, cur: psycopg.Cursor, table: s.Table, tag: str, key: dict[str, object], bulk_loaded: list[str]
     ) -> int:
         """Merge one staged table (``message_sources``: derived from the staged messages); rows changed.
 
@@ -386,7 +440,7 @@ class Loader:
         count = 0
         with _indexes_rebuilt(cur, target) if bulk else nullcontext():
             for statement in (_BULK_LOADS if bulk else _MERGES)[table.merge](self, table, staging):
-                cur.execute(statement, {"export_id": export_id})
+                cur.execute(statement, key)
                 count += max(cur.rowcount, 0)
         if bulk:
             bulk_loaded.append(table.name)
@@ -452,13 +506,44 @@ def _target(loader: Loader, table: s.Table) -> sql.Composed:
     return sql.SQL("{}.{}").format(loader._schema_sql, sql.Identifier(table.name))
 
 
-_FINAL_COPY_ORDER = sql.SQL(
-    "conversation_id, message_id, version DESC, server_generated ASC, length(content_raw) DESC NULLS LAST, "
-    "content_raw, properties, sender_name, edited_at, deleted_at"
+_COPY_ORDER: tuple[tuple[str, str], ...] = (
+    ("{}version", "DESC"),
+    ("{}server_generated", "ASC"),
+    ("length({}content_raw)", "DESC"),
+    ("{}content_raw", "ASC"),
+    ("{}properties", "ASC"),
+    ("{}sender_name", "ASC"),
+    ("{}edited_at", "ASC"),
+    ("{}deleted_at", "ASC"),
+    ("{}sent_at", "ASC"),
+    ("{}sender_id", "ASC"),
+    ("{}message_type", "ASC"),
+    ("{}content_text", "ASC"),
+    ("{}ams_references", "ASC"),
 )
-"""Which copy of a message wins inside one export: highest version, then a real copy over a
-server-generated one, then the longer content. The rest only makes the choice independent
-of the order in which parts were staged (they are staged in parallel)."""
+"""Which copy of a message wins, inside one export and across exports: highest version, then a
+real copy over a server-generated one, then the longer content, then the first by every other
+column (NULLs last). A total order, so the winner is the same whatever the order in which parts
+were staged (in parallel) or exports were loaded."""
+
+
+def _copy_order(prefix: str = "") -> sql.Composed:
+    """``_COPY_ORDER`` as an ``ORDER BY`` list after the message key."""
+    return sql.SQL(", ").join(
+        [sql.SQL("conversation_id, message_id")]
+        + [sql.SQL(f"{expr.format(prefix)} {direction} NULLS LAST") for expr, direction in _COPY_ORDER]
+    )
+
+
+def _sorts_before(new: str, old: str, order: tuple[tuple[str, str], ...]) -> sql.Composed:
+    """True when the row ``new`` comes strictly before the row ``old`` in ``order`` (NULLs last)."""
+    terms = []
+    for i, (expr, direction) in enumerate(order):
+        a, b = expr.format(f"{new}."), expr.format(f"{old}.")
+        operator = ">" if direction == "DESC" else "<"
+        equal_before = [f"{e.format(new + '.')} IS NOT DISTINCT FROM {e.format(old + '.')}" for e, _ in order[:i]]
+        terms.append(" AND ".join([*equal_before, f"{a} IS NOT NULL AND ({b} IS NULL OR {a} {operator} {b})"]))
+    return sql.SQL("(" + " OR ".join(f"({term})" for term in terms) + ")")
 
 
 def _merge_message(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
@@ -467,9 +552,18 @@ def _merge_message(loader: Loader, table: s.Table, staging: sql.Composed) -> lis
         for n in table.column_names
         if n not in table.primary_key
     )
+    others = [expr for expr, _ in _COPY_ORDER[1:]]
+    # Most conflicts are the same copy again: one cheap comparison settles those.
     conflict = sql.SQL(
-        " ON CONFLICT (conversation_id, message_id) DO UPDATE SET {} WHERE t.version < EXCLUDED.version"
-    ).format(updates)
+        " ON CONFLICT (conversation_id, message_id) DO UPDATE SET {} WHERE CASE "
+        "WHEN t.version <> EXCLUDED.version THEN t.version < EXCLUDED.version "
+        "WHEN ROW({}) IS NOT DISTINCT FROM ROW({}) THEN false ELSE {} END"
+    ).format(
+        updates,
+        sql.SQL(", ".join(e.format("t.") for e in others)),
+        sql.SQL(", ".join(e.format("EXCLUDED.") for e in others)),
+        _sorts_before("EXCLUDED", "t", _COPY_ORDER[1:]),
+    )
     return [_insert_messages(loader, table, staging, conflict)]
 
 
@@ -480,7 +574,7 @@ def _insert_messages(loader: Loader, table: s.Table, staging: sql.Composed, conf
         "FROM {stg} ORDER BY {order}{conflict} RETURNING conversation_id, message_id, version) "
         "INSERT INTO changed_messages SELECT * FROM up"
     ).format(
-        tgt=_target(loader, table), cols=_cols(table.column_names), stg=staging, order=_FINAL_COPY_ORDER, conflict=conflict
+        tgt=_target(loader, table), cols=_cols(table.column_names), stg=staging, order=_copy_order(), conflict=conflict
     )
 
 
@@ -520,44 +614,80 @@ def _merge_insert_new(loader: Loader, table: s.Table, staging: sql.Composed) -> 
     ]
 
 
+def _not_older(loader: Loader, column: str) -> sql.Composed:
+    """True when the export being published is not older than the one ``t.<column>`` names.
+
+    Exports compare by (``export_date``, ``export_id``): the newest wins, and the id (from the
+    sha256) breaks ties between equal dates. A row naming no export (or an unknown one) loses.
+    """
+    return sql.SQL(
+        "COALESCE((%(export_date)s::timestamptz, %(export_id)s::bigint) >= (SELECT COALESCE(e.export_date, "
+        "'-infinity'::timestamptz), e.export_id FROM {s}.exports e WHERE e.export_id = t.{c}), true)"
+    ).format(s=loader._schema_sql, c=sql.Identifier(column))
+
+
 def _merge_conversation(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    names = table.column_names
+    """The newest export's copy of each conversation, whole: the same whichever export came first."""
+    names = [c.name for c in table.staging_columns]
     updates = sql.SQL(", ").join(
-        sql.SQL("{0} = COALESCE(EXCLUDED.{0}, t.{0})").format(sql.Identifier(n))
-        for n in names
-        if n != "conversation_id"
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in names if n != "conversation_id"
+    )
+    rest = sql.SQL(", ").join(
+        sql.SQL("{} NULLS LAST").format(sql.Identifier(n)) for n in names if n not in ("conversation_id", "version")
     )
     return [
         sql.SQL(
-            "INSERT INTO {tgt} AS t ({cols}) SELECT DISTINCT ON (conversation_id) {cols} FROM {stg} "
-            "ORDER BY conversation_id, version DESC NULLS LAST "
-            "ON CONFLICT (conversation_id) DO UPDATE SET {updates} "
-            "WHERE COALESCE(EXCLUDED.version, 0) > COALESCE(t.version, 0)"
-        ).format(tgt=_target(loader, table), cols=_cols(names), stg=staging, updates=updates)
+            "INSERT INTO {tgt} AS t ({cols}, source_export, named_after_person) "
+            "SELECT DISTINCT ON (conversation_id) {cols}, %(export_id)s::bigint, false FROM {stg} "
+            "ORDER BY conversation_id, version DESC NULLS LAST, {rest} "
+            "ON CONFLICT (conversation_id) DO UPDATE SET {updates}, source_export = EXCLUDED.source_export, "
+            "named_after_person = false WHERE {newer}"
+        ).format(
+            tgt=_target(loader, table), cols=_cols(names), stg=staging, rest=rest, updates=updates,
+            newer=_not_older(loader, "source_export"),
+        )
     ]
 
 
 def _merge_person(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
+    """A person's display name from the newest export that knows one; owner once owner."""
+    newer_name = sql.SQL("(EXCLUDED.display_name IS NOT NULL AND (t.display_name IS NULL OR {}))").format(
+        _not_older(loader, "name_export")
+    )
     return [
         sql.SQL(
-            "INSERT INTO {tgt} AS t (person_id, display_name, is_owner) "
-            "SELECT person_id, max(display_name), bool_or(is_owner) FROM {stg} GROUP BY person_id "
+            "INSERT INTO {tgt} AS t (person_id, display_name, is_owner, name_export) "
+            "SELECT person_id, max(display_name), bool_or(is_owner), "
+            "CASE WHEN max(display_name) IS NOT NULL THEN %(export_id)s::bigint END FROM {stg} GROUP BY person_id "
             "ON CONFLICT (person_id) DO UPDATE SET "
-            "display_name = COALESCE(t.display_name, EXCLUDED.display_name), is_owner = t.is_owner OR EXCLUDED.is_owner "
-            "WHERE (t.display_name IS NULL AND EXCLUDED.display_name IS NOT NULL) OR (EXCLUDED.is_owner AND NOT t.is_owner)"
-        ).format(tgt=_target(loader, table), stg=staging)
+            "display_name = CASE WHEN {newer} THEN EXCLUDED.display_name ELSE t.display_name END, "
+            "name_export = CASE WHEN {newer} THEN EXCLUDED.name_export ELSE t.name_export END, "
+            "is_owner = t.is_owner OR EXCLUDED.is_owner "
+            "WHERE {newer} OR (EXCLUDED.is_owner AND NOT t.is_owner)"
+        ).format(tgt=_target(loader, table), stg=staging, newer=newer_name)
     ]
 
 
 def _merge_membership(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
+    """A member's role from the newest export that lists one; the source that came with a role, else the first."""
+    newer_role = sql.SQL("(EXCLUDED.role IS NOT NULL AND (t.role IS NULL OR {}))").format(
+        _not_older(loader, "role_export")
+    )
+    source = sql.SQL(
+        "(CASE WHEN (EXCLUDED.role IS NULL) = (t.role IS NULL) THEN LEAST(t.source, EXCLUDED.source) "
+        "WHEN EXCLUDED.role IS NOT NULL THEN EXCLUDED.source ELSE t.source END)"
+    )
     return [
         sql.SQL(
-            "INSERT INTO {tgt} AS t (conversation_id, person_id, role, source) "
-            "SELECT DISTINCT ON (conversation_id, person_id) conversation_id, person_id, role, source FROM {stg} "
+            "INSERT INTO {tgt} AS t (conversation_id, person_id, role, source, role_export) "
+            "SELECT DISTINCT ON (conversation_id, person_id) conversation_id, person_id, role, source, "
+            "CASE WHEN role IS NOT NULL THEN %(export_id)s::bigint END FROM {stg} "
             "ORDER BY conversation_id, person_id, role NULLS LAST, source "
-            "ON CONFLICT (conversation_id, person_id) DO UPDATE SET role = EXCLUDED.role "
-            "WHERE EXCLUDED.role IS NOT NULL AND EXCLUDED.role IS DISTINCT FROM t.role"
-        ).format(tgt=_target(loader, table), stg=staging)
+            "ON CONFLICT (conversation_id, person_id) DO UPDATE SET "
+            "role = CASE WHEN {newer} THEN EXCLUDED.role ELSE t.role END, "
+            "role_export = CASE WHEN {newer} THEN EXCLUDED.role_export ELSE t.role_export END, source = {source} "
+            "WHERE {newer} OR {source} IS DISTINCT FROM t.source"
+        ).format(tgt=_target(loader, table), stg=staging, newer=newer_role, source=source)
     ]
 
 
@@ -665,13 +795,23 @@ def _indexes_rebuilt(cur: psycopg.Cursor, target: sql.Composed) -> Iterator[None
 
 
 def _fill_one_to_one_names(schema_sql: sql.Identifier) -> sql.Composed:
-    """Name a 1:1 chat without ``displayName`` after the other person."""
+    """Name a 1:1 chat without ``displayName`` after the other person, and follow that name when it changes.
+
+    Runs over every such chat at every publish: a later export may rename the person without
+    containing the chat, and the result must not depend on which came first.
+    """
     return sql.SQL(
-        "UPDATE {s}.conversations c SET display_name = p.display_name FROM {s}.people p "
-        "WHERE c.kind = 'one_to_one' AND c.display_name IS NULL AND p.display_name IS NOT NULL "
+        "UPDATE {s}.conversations c SET display_name = p.display_name, named_after_person = true FROM {s}.people p "
+        "WHERE c.kind = 'one_to_one' AND (c.display_name IS NULL OR c.named_after_person) "
+        "AND p.display_name IS NOT NULL AND (NOT c.named_after_person OR c.display_name IS DISTINCT FROM p.display_name) "
         "AND p.person_id = CASE WHEN c.conversation_id ~ '^([0-9]+|guest):' THEN c.conversation_id "
         "ELSE '8:' || c.conversation_id END"
     ).format(s=schema_sql)
+
+
+def export_id_of(sha256: str) -> int:
+    """The export's short id: its sha256's first 15 hex digits (60 bits), whatever the load order."""
+    return int(sha256[:15], 16)
 
 
 def _export_lock_key(sha256: str) -> str:

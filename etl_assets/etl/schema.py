@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped whenever a table or column changes; part of the transformed dataset's cache key."""
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -39,6 +39,8 @@ class Column:
     default: str | None = None
     generated: str | None = None
     """SQL expression of a stored generated column (``{tsconfig}`` is the text search configuration)."""
+    published: bool = False
+    """Set by the Loader while publishing (which export a value came from), not by the Transformer."""
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -77,9 +79,10 @@ class Table:
     @property
     def staging_columns(self) -> tuple[Column, ...]:
         """Columns of the Parquet dataset and staging table (children also carry ``version``)."""
+        transformed = tuple(c for c in self.data_columns if not c.published)
         if self.merge == "message_child":
-            return self.data_columns + (_VERSION_FOR_STAGING,)
-        return self.data_columns
+            return transformed + (_VERSION_FOR_STAGING,)
+        return transformed
 
     def arrow_schema(self) -> pa.Schema:
         return pa.schema(
@@ -133,6 +136,17 @@ CONVERSATIONS = Table(
         Column("joining_enabled", "boolean", "`threadProperties.joiningEnabled`."),
         Column("properties", "jsonb", "`properties`, verbatim."),
         Column("thread_properties", "jsonb", "`threadProperties`, verbatim."),
+        Column(
+            "source_export", "bigint",
+            "Export whose copy of the conversation this row is (`exports.export_id`): the newest "
+            "(`export_date`, then `export_id`) that contains it.",
+            published=True,
+        ),
+        Column(
+            "named_after_person", "boolean",
+            "True when `display_name` is the other person's name (the chat has no `displayName` of its own).",
+            nullable=False, default="false", published=True,
+        ),
     ),
     ("conversation_id",),
     "conversation",
@@ -143,8 +157,14 @@ PEOPLE = Table(
     "Everyone seen as a sender, member, mention, reaction author or call participant.",
     (
         Column("person_id", "text", "Normalized Skype id (`8:live:x`, `28:bot`, `4:+1555...`).", nullable=False),
-        Column("display_name", "text", "Best known display name."),
+        Column("display_name", "text", "Display name from the newest export that knows one."),
         Column("is_owner", "boolean", "True for the account that made an export.", nullable=False),
+        Column(
+            "name_export", "bigint",
+            "Export the display name came from (`exports.export_id`): the newest (`export_date`, then "
+            "`export_id`) with a name for the person.",
+            published=True,
+        ),
     ),
     ("person_id",),
     "person",
@@ -156,8 +176,13 @@ MEMBERSHIPS = Table(
     (
         Column("conversation_id", "text", "Conversation.", nullable=False),
         Column("person_id", "text", "Member.", nullable=False),
-        Column("role", "text", "Role when known (`admin`, `user`)."),
-        Column("source", "text", "`members` (thread properties), `event` or `one_to_one`.", nullable=False),
+        Column("role", "text", "Role when known (`Admin`, `User`), from the newest export that lists one."),
+        Column("source", "text", "`members` (thread properties), `event` or `one_to_one`; one that came with a role first, then alphabetical.", nullable=False),
+        Column(
+            "role_export", "bigint",
+            "Export the role came from (`exports.export_id`): the newest (`export_date`, then `export_id`) with a role.",
+            published=True,
+        ),
     ),
     ("conversation_id", "person_id"),
     "membership",
@@ -333,7 +358,7 @@ TRANSLATIONS = _child(
 MESSAGE_SOURCES = Table(
     "message_sources",
     "Provenance: which export(s) each message came from.",
-    (_CID, _MID, Column("export_id", "integer", "Export it came from (`exports.export_id`).", nullable=False)),
+    (_CID, _MID, Column("export_id", "bigint", "Export it came from (`exports.export_id`).", nullable=False)),
     ("conversation_id", "message_id", "export_id"),
     "provenance",
 )
@@ -380,7 +405,12 @@ EXPORTS = Table(
     "One row per loaded export archive.",
     (
         Column("sha256", "text", "SHA-256 of the archive file; identifies an export.", nullable=False),
-        Column("export_id", "integer", "Short id of the export, in publishing order (used by `message_sources`).", nullable=False),
+        Column(
+            "export_id", "bigint",
+            "Short id of the export: the first 15 hex digits of `sha256` as a number, the same whatever the "
+            "load order (used by `message_sources` and the `*_export` columns).",
+            nullable=False,
+        ),
         Column("file_name", "text", "File name as given.", nullable=False),
         Column("user_id", "text", "`userId` of the export owner, normalized."),
         Column("export_date", "timestamptz", "`exportDate` (UTC)."),
