@@ -53,6 +53,9 @@ class ExportInfo:
     bytes: int | None
     transform_version: str = ""
     transform_id: str = ""
+    media: dict[str, dict[str, str]] | None = None
+    """Outcome of the media copy: ``{"skipped": {path: reason}, "damaged": {...}}``; every other
+    file was stored. ``None`` when no copy finished: attachment statuses stay ``pending``."""
 
 
 @dataclass
@@ -123,6 +126,14 @@ class Loader:
             for table in s.ALL_TABLES:
                 ddl = s.create_table_sql(table, self._schema_sql.as_string(conn), tsconfig=self.text_search_config)
                 conn.execute(ddl.encode())
+            for table, name in s.ADDED_COLUMNS:
+                column = next(c for c in table.columns if c.name == name)
+                conn.execute(
+                    sql.SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        self._schema_sql, sql.Identifier(table.name), sql.Identifier(name), sql.SQL(column.pg_type)
+                    )
+                )
+            for table in s.ALL_TABLES:
                 for column in table.indexes:
                     conn.execute(
                         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} USING {} ({})").format(
@@ -313,6 +324,7 @@ class Loader:
             ).format(s=self._schema_sql),
             (export.sha256, export.file_name),
         ).fetchone()[0]
+        self._settle_media_statuses(cur, export, tag)
         bulk_loaded: list[str] = []
         for table in (*s.TRANSFORMED_TABLES, s.MESSAGE_SOURCES):
             started = time.perf_counter()
@@ -362,6 +374,32 @@ class Loader:
             conversations, messages, rejected, by_type=by_type, rows_changed=changed,
             table_seconds=seconds, bulk_loaded=bulk_loaded,
         )
+
+    def _settle_media_statuses(self, cur: psycopg.Cursor, export: ExportInfo, tag: str) -> None:
+        """Staged attachments ``pending`` their media copy get its outcome, in the publishing transaction.
+
+        The copy finished before the publish (its outcome lists every file not stored), so
+        ``stored`` is published only for files renamed into place complete.
+        """
+        if export.media is None:
+            return
+        staging = self._staging_table(s.ATTACHMENTS, tag)
+        paths, statuses, notes = [], [], []
+        for status, files in export.media.items():
+            for path, note in files.items():
+                paths.append(path)
+                statuses.append(status)
+                notes.append(note)
+        if paths:
+            cur.execute(
+                sql.SQL(
+                    "UPDATE {} a SET media_status = o.status, media_note = o.note "
+                    "FROM unnest(%s::text[], %s::text[], %s::text[]) AS o(path, status, note) "
+                    "WHERE a.media_status = 'pending' AND a.media_path = o.path"
+                ).format(staging),
+                (paths, statuses, notes),
+            )
+        cur.execute(sql.SQL("UPDATE {} SET media_status = 'stored' WHERE media_status = 'pending'").format(staging))
 
     def _publish_table(
         self, cur: psycopg.Cursor, table: s.Table, tag: str, export_id: int, bulk_loaded: list[str]

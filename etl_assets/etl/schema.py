@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped whenever a table or column changes; part of the transformed dataset's cache key."""
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -255,7 +255,14 @@ ATTACHMENTS = _child(
     Column("album_id", "text", "`properties.albumId`."),
     Column("extra", "jsonb", "Type-specific details (card JSON, scheduled call, ...)."),
     Column("media_path", "text", "The media file, relative to the artifact store (`ETL_ARTIFACTS`)."),
-    Column("media_status", "text", "`stored` or `missing` when the archive has a `media/` folder."),
+    Column(
+        "media_status",
+        "text",
+        "When the archive has media files: `stored` (the file at `media_path` holds the member's bytes), "
+        "`missing` (not in the archive), `skipped` (over a size limit), `damaged` (the member cannot be read), "
+        "or `pending` (loaded before its media copy finished).",
+    ),
+    Column("media_note", "text", "Why the file is `skipped` or `damaged`: the archive member and the reason."),
     indexes=("doc_id",),
 )
 
@@ -419,6 +426,9 @@ PHASE_STATS = Table(
     ("export_sha256", "run_id", "phase"),
     "bookkeeping",
 )
+
+ADDED_COLUMNS: tuple[tuple[Table, str], ...] = ((ATTACHMENTS, "media_note"),)
+"""Columns added after a table was first released: a migration adds them to an existing warehouse."""
 
 BOOKKEEPING_TABLES: tuple[Table, ...] = (EXPORTS, PHASE_STATS)
 """Tables the Loader writes directly, not from Parquet."""
