@@ -295,3 +295,36 @@ def test_archive_of_300000_members_is_walked_once_in_bounded_memory(
     assert measured["seconds"] < baseline["seconds"] + 25, (measured, baseline)
     assert measured["peak_mb"] < baseline["peak_mb"] + 40, (measured, baseline)
     assert measured["walks"] == 1, measured  # extractor, media index, media count and media copy share one walk
+
+
+def test_crash_in_the_middle_of_a_file_then_rerun_equals_a_clean_load(
+    database_url: str, schema: str, media_export: dict[str, bytes], tmp_path: Path
+) -> None:
+    members = dict(media_export)
+    big = _media_names(members)[1]
+    members[big] = bytes(range(256)) * (3 * MIB // 256)  # three chunks: the crash comes after the first
+    path = _write_tar(tmp_path / "8_live_crash.tar", members)
+    home = tmp_path / "home"
+    args = ("load", str(path), "--database-url", database_url, "--schema", schema, "--json")
+    env = {"ETL_ARTIFACTS": str(home / "artifacts")}
+    chunks_before_big = 1 + sum(1 for n in list(members)[: list(members).index(big)] if n.startswith("media/"))
+    crashed = run_cli(*args, home=home, env={**env, "ETL_CRASH_AT": f"media.chunk_written:{chunks_before_big}"})
+    assert crashed.returncode == -9, crashed.stderr
+    media = home / "artifacts" / "media"
+    assert not (media / big.split("/")[1]).exists()  # the half-written file has no final name
+    assert [p.name for p in media.iterdir() if p.name.startswith(".")]  # only its temporary file
+    done = run_cli(*args, home=home, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["exports"][0]["media"]["stored"] == json.loads(done.stdout)["exports"][0]["media"]["files"]
+    statuses = _attachments(database_url, schema)
+    assert statuses[big][0] == "stored"
+    _assert_statuses_match_the_store(statuses, home / "artifacts", members)
+    after = table_checksums(database_url, schema)
+    clean_schema = f"{schema}_clean"
+    try:
+        clean = run_cli("load", str(path), "--database-url", database_url, "--schema", clean_schema,
+                        home=tmp_path / "clean", env={"ETL_ARTIFACTS": str(tmp_path / "clean" / "artifacts")})
+        assert clean.returncode == 0, clean.stderr
+        assert table_checksums(database_url, clean_schema) == after
+    finally:
+        drop_schema(database_url, clean_schema)

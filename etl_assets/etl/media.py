@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .extractor import ARCHIVE_ERRORS, Extractor, MediaEntry
+from .faults import crash_point
 
 log = logging.getLogger(__name__)
 MEDIA_DIR = "media"
@@ -147,6 +148,7 @@ def copy_media(extractor: Extractor, artifacts_dir: Path, *, sha256: str, limits
     if not entries:
         return report
     media_dir.mkdir(parents=True, exist_ok=True)
+    _remove_orphan_parts(media_dir)
     total = 0
     with extractor.open_media() as open_entry:
         for entry in entries:
@@ -235,9 +237,28 @@ def _write_bounded(open_entry: Callable[[MediaEntry], BinaryIO], entry: MediaEnt
                 if written > limit:
                     raise _OverLimit(written)
                 out.write(chunk)
+                crash_point("media.chunk_written")
     if written != entry.size:
         raise _Damaged(f"{written} bytes where its header says {entry.size}")
     return written
+
+
+def _remove_orphan_parts(media_dir: Path) -> None:
+    """Delete temporary files (``.<name>.<pid>.part``) of copies whose process is gone (a crash)."""
+    for part in media_dir.glob(".*.part"):
+        pid = part.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _media_entries(extractor: Extractor) -> list[MediaEntry]:
