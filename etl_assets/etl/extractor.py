@@ -448,7 +448,6 @@ class MemberIndex:
     media: list[MediaEntry] = field(default_factory=list)
     """Media files in archive order."""
     members: int = 0
-    has_media_folder: bool = False
 
 
 def _walk_archive(f: BinaryIO, container: str, name: str) -> MemberIndex:
@@ -487,8 +486,6 @@ def _add_member(index: MemberIndex, info: tarfile.TarInfo | zipfile.ZipInfo, reg
     if _root_name(name) == MESSAGES_MEMBER:
         index.messages.append(info)
         return
-    if _root_name(name).startswith("media/"):
-        index.has_media_folder = True
     match = MEDIA_NAME.match(name)
     if match is not None and regular:
         index.media.append(MediaEntry(match.group(1), _entry_size(info), info))
