@@ -68,6 +68,8 @@ def load(
             max_member_bytes=settings.max_member_bytes,
             copy_raw=False,
             text_search_config=settings.text_search_config,
+            media_max_file_bytes=settings.media_max_file_bytes,
+            media_max_total_bytes=settings.media_max_total_bytes,
         )
         results = [pipeline.run(path) for path in paths]
     except InvalidExportError as e:
@@ -97,7 +99,10 @@ def load(
         )
     for name, phase in report["phases"].items():
         if name == "media":
-            click.echo(f"  {name:<9} {phase['duration_seconds']:8.2f} s  {phase['messages']:>10} files copied")
+            click.echo(
+                f"  {name:<9} {phase['duration_seconds']:8.2f} s  {phase['messages']:>10} files copied, "
+                f"{phase['rejected']} skipped or damaged"
+            )
             continue
         click.echo(
             f"  {name:<9} {phase['duration_seconds']:8.2f} s  {phase['messages_per_second']:10.0f} msg/s  "
@@ -111,8 +116,9 @@ def _merged_phases(results) -> dict[str, dict]:
     for result in results:
         for name, stats in result.phases.items():
             m = merged.setdefault(
-                name, {"duration_seconds": 0.0, "messages": 0, "peak_rss_mb": 0.0, "cpu_seconds": 0.0}
+                name, {"duration_seconds": 0.0, "messages": 0, "peak_rss_mb": 0.0, "cpu_seconds": 0.0, "rejected": 0}
             )
+            m["rejected"] += stats.rejected or 0
             m["duration_seconds"] += stats.duration_seconds
             m["cpu_seconds"] = round(m["cpu_seconds"] + stats.cpu_seconds, 3)
             m["messages"] += stats.messages_processed

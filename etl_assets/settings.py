@@ -14,6 +14,8 @@
 | ``ETL_TEXT_SEARCH_CONFIG`` | ``simple`` | PostgreSQL text search configuration of ``content_tsv`` |
 | ``ETL_MEMORY_LIMIT_MB`` | none | stop with a clear error past this RSS |
 | ``ETL_MAX_MEMBER_BYTES`` | none | largest ``messages.json`` accepted |
+| ``ETL_MEDIA_MAX_FILE_BYTES`` | 512 MiB | largest media file copied (expanded bytes) |
+| ``ETL_MEDIA_MAX_TOTAL_BYTES`` | free disk of ``ETL_ARTIFACTS`` minus 5% (at least 1 GiB) | media bytes copied per export |
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class Settings:
     memory_limit_mb: int | None
     max_member_bytes: int | None
     text_search_config: str = DEFAULT_TEXT_SEARCH_CONFIG
+    media_max_file_bytes: int | None = None
+    media_max_total_bytes: int | None = None
 
     @property
     def dagster_home(self) -> Path:
@@ -72,4 +76,6 @@ class Settings:
             memory_limit_mb=_int_env("ETL_MEMORY_LIMIT_MB"),
             max_member_bytes=_int_env("ETL_MAX_MEMBER_BYTES"),
             text_search_config=os.environ.get("ETL_TEXT_SEARCH_CONFIG") or DEFAULT_TEXT_SEARCH_CONFIG,
+            media_max_file_bytes=_int_env("ETL_MEDIA_MAX_FILE_BYTES"),
+            media_max_total_bytes=_int_env("ETL_MEDIA_MAX_TOTAL_BYTES"),
         )

@@ -159,12 +159,15 @@ def export_media(
 ) -> dg.MaterializeResult:
     """The export's media files copied into ``<artifacts>/media``; attachments name them by docid."""
     pipeline = pipeline_settings.pipeline(postgres, context.run.run_id)
-    stats = pipeline.copy_media(raw_export)
+    stats, report = pipeline.copy_media(raw_export)
     pipeline.record_stats(raw_export.sha256, [stats])
     return dg.MaterializeResult(
         metadata={
             **phase_metadata(stats),
             "files_in_archive": raw_export.media_files,
+            "files_stored": report.stored,
+            "files_skipped": len(report.skipped),
+            "files_damaged": len(report.damaged),
             "dagster/uri": str(Path(pipeline_settings.artifacts_dir) / "media"),
         }
     )
@@ -182,7 +185,8 @@ def table_key(table: s.Table) -> dg.AssetKey:
         dg.AssetSpec(
             key=table_key(t),
             description=t.doc,
-            deps=[transformed_export],
+            # After the media copy: the load publishes its outcome as attachment statuses.
+            deps=[transformed_export, export_media],
             group_name=WAREHOUSE_GROUP,
             partitions_def=skype_exports,
             metadata=table_spec_metadata(t, WAREHOUSE_SCHEMA_FOR_SPECS),

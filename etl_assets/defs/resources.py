@@ -41,6 +41,8 @@ class PipelineSettings(dg.ConfigurableResource):
     max_member_bytes: int | None = Field(default=None, description="Largest messages.json accepted.")
     inbox_dir: str = Field(description="Folder watched for new exports.")
     text_search_config: str = Field(default=DEFAULT_TEXT_SEARCH_CONFIG, description="Text search configuration of content_tsv.")
+    media_max_file_bytes: int | None = Field(default=None, description="Largest media file copied (default 512 MiB).")
+    media_max_total_bytes: int | None = Field(default=None, description="Media bytes copied per export (default: free disk minus a margin).")
 
     def pipeline(self, postgres: PostgresResource, run_id: str) -> ETLPipeline:
         return ETLPipeline(
@@ -54,6 +56,8 @@ class PipelineSettings(dg.ConfigurableResource):
             max_member_bytes=self.max_member_bytes,
             run_id=run_id,
             text_search_config=self.text_search_config,
+            media_max_file_bytes=self.media_max_file_bytes,
+            media_max_total_bytes=self.media_max_total_bytes,
         )
 
 
@@ -86,6 +90,8 @@ def resources_from_settings(settings: Settings) -> dict[str, object]:
             max_member_bytes=settings.max_member_bytes,
             inbox_dir=str(settings.inbox),
             text_search_config=settings.text_search_config,
+            media_max_file_bytes=settings.media_max_file_bytes,
+            media_max_total_bytes=settings.media_max_total_bytes,
         ),
         "handle_io_manager": HandleIOManager(root=settings.handles_url),
     }

@@ -31,6 +31,7 @@ import hashlib
 import io
 import re
 import shutil
+import struct
 import tarfile
 import zipfile
 import zlib
@@ -165,6 +166,7 @@ class Extractor:
             self._fileobj = source
         self.max_member_bytes = max_member_bytes
         self.container = self._sniff()
+        self._index: MemberIndex | None = None
 
     # -- opening -----------------------------------------------------------------
 
@@ -233,60 +235,75 @@ class Extractor:
                 f"{member} is larger than the limit of {self.max_member_bytes} bytes ({size} bytes)",
             )
 
+    def members(self) -> MemberIndex:
+        """The members a load needs, from one walk of the archive's headers (see :class:`MemberIndex`).
+
+        Built once per archive file and process and shared by every extractor of it, so
+        the scan, the transform, the media index and the media copy walk it once.
+        """
+        if self._index is None:
+            key = _file_key(self.path) if self.path is not None else None
+            self._index = _INDEX_CACHE.get(key) if key is not None else None
+            if self._index is None:
+                with self._open_source() as f:
+                    self._index = _walk_archive(f, self.container, self.name)
+                if key is not None:
+                    _INDEX_CACHE.put(key, self._index)
+        return self._index
+
+    def _messages_entry(self, member: str) -> tarfile.TarInfo | zipfile.ZipInfo:
+        """The one regular ``messages.json`` at the root, or a clear error."""
+        if member != MESSAGES_MEMBER:
+            raise ValueError(f"only {MESSAGES_MEMBER} is read from an archive, not {member}")
+        wanted = self.members().messages
+        if not wanted:
+            raise InvalidExportError(self.name, f"the archive has no {member} at its root")
+        if len(wanted) > 1:
+            raise InvalidExportError(self.name, f"the archive holds {member} {len(wanted)} times")
+        info = wanted[0]
+        if not _is_regular(info):
+            raise InvalidExportError(self.name, f"{member} in the archive is not a regular file")
+        self._too_large(member, _entry_size(info))
+        return info
+
     def _tar_member(self, f: BinaryIO, member: str) -> BinaryIO:
-        """The member's stream; its size is checked as soon as its header is read."""
-        wanted: list[tarfile.TarInfo] = []
+        """The member's stream, found in the index; its size is checked before a byte is read."""
+        info = self._messages_entry(member)
         try:
-            archive = tarfile.open(fileobj=f, mode="r:*")
-            for info in archive:
-                if _root_name(info.name) == member:
-                    if not wanted and info.isfile():
-                        self._too_large(member, info.size)
-                    wanted.append(info)
+            return open_tar_entry(f, info)  # type: ignore[arg-type]
         except _ARCHIVE_ERRORS as e:
             raise InvalidExportError(self.name, f"damaged tar archive ({e})") from None
-        if not wanted:
-            raise InvalidExportError(self.name, f"the archive has no {member} at its root")
-        if len(wanted) > 1:
-            raise InvalidExportError(self.name, f"the archive holds {member} {len(wanted)} times")
-        info = wanted[0]
-        if not info.isfile():
-            raise InvalidExportError(self.name, f"{member} in the archive is not a regular file")
-        stream = archive.extractfile(info)
-        assert stream is not None
-        return stream  # type: ignore[return-value]
 
     def _zip_member(self, f: BinaryIO, member: str) -> BinaryIO:
+        info = self._messages_entry(member)
         try:
-            archive = zipfile.ZipFile(f)
-            wanted = [i for i in archive.infolist() if _root_name(i.filename) == member]
-        except _ARCHIVE_ERRORS as e:
-            raise InvalidExportError(self.name, f"damaged zip archive ({e})") from None
-        if not wanted:
-            raise InvalidExportError(self.name, f"the archive has no {member} at its root")
-        if len(wanted) > 1:
-            raise InvalidExportError(self.name, f"the archive holds {member} {len(wanted)} times")
-        info = wanted[0]
-        if (info.external_attr >> 16) & 0o170000 == 0o120000:
-            raise InvalidExportError(self.name, f"{member} in the archive is not a regular file")
-        self._too_large(member, info.file_size)
-        try:
-            return archive.open(info)  # type: ignore[return-value]
+            return open_zip_entry(f, info)  # type: ignore[arg-type]
         except _ARCHIVE_ERRORS as e:
             raise InvalidExportError(self.name, f"damaged zip archive ({e})") from None
 
+    @contextmanager
+    def open_media(self) -> Iterator[Callable[[MediaEntry], BinaryIO]]:
+        """An opener of the index's media entries, over one open source (entries in archive order).
+
+        Read errors of one entry (a bad CRC, truncated data) surface as the archive
+        library's exceptions (:data:`ARCHIVE_ERRORS`), for the caller to record.
+        """
+        with self._open_source() as f:
+            if self.container == "zip":
+                yield lambda entry: open_zip_entry(f, entry.info)  # type: ignore[arg-type]
+                return
+            try:  # one TarFile for all entries: a .tar.gz is then decompressed once, front to back
+                archive = tarfile.open(fileobj=f, mode="r:*")
+            except _ARCHIVE_ERRORS as e:
+                raise InvalidExportError(self.name, f"damaged tar archive ({e})") from None
+            yield lambda entry: open_tar_entry(f, entry.info, archive)  # type: ignore[arg-type]
+
     def member_names(self) -> list[str]:
-        """Names of the container's members (``messages.json`` for a bare file)."""
+        """Names of the members a load uses: ``messages.json`` and the media files."""
         if self.container in ("json", "json.gz"):
             return [MESSAGES_MEMBER]
-        with self._open_source() as f:
-            try:
-                if self.container == "zip":
-                    return zipfile.ZipFile(f).namelist()
-                with tarfile.open(fileobj=f, mode="r:*") as archive:
-                    return [m.name for m in archive.getmembers() if m.isfile()]
-            except _ARCHIVE_ERRORS as e:
-                raise InvalidExportError(self.name, f"damaged archive ({e})") from None
+        index = self.members()
+        return [_entry_name(i) for i in index.messages] + [e.info_name for e in index.media]
 
     # -- whole-file operations ---------------------------------------------------
 
@@ -386,6 +403,170 @@ def _root_name(name: str) -> str:
     while name.startswith("./"):
         name = name[2:]
     return name
+
+
+# -- the member index: one walk of the archive's headers --------------------------------------
+
+ARCHIVE_ERRORS = _ARCHIVE_ERRORS
+"""What reading a damaged archive member raises (bad CRC, truncated data, broken compression)."""
+
+MEDIA_NAME = re.compile(r"^(?:\./)?media/([A-Za-z0-9_-][A-Za-z0-9._-]{0,200})$")
+"""A media file that may be copied: a plain name directly under ``media/`` (no ``..``, no folders)."""
+
+_walks = 0
+
+
+def archive_walks() -> int:
+    """How many times this process walked an archive's headers (for tests and statistics)."""
+    return _walks
+
+
+@dataclass(slots=True, frozen=True)
+class MediaEntry:
+    """A regular file ``media/<file_name>`` of the archive, with its header (to open it later)."""
+
+    file_name: str
+    size: int
+    """Size from the header: the expanded size, which the copy does not trust alone."""
+    info: tarfile.TarInfo | zipfile.ZipInfo
+
+    @property
+    def info_name(self) -> str:
+        return _entry_name(self.info)
+
+
+@dataclass(slots=True)
+class MemberIndex:
+    """What a load needs of an archive's members, from one walk of its headers.
+
+    Only ``messages.json`` candidates and media entries keep their header; every other
+    member is only counted, so memory does not grow with members the load ignores.
+    """
+
+    messages: list[tarfile.TarInfo | zipfile.ZipInfo] = field(default_factory=list)
+    """Members named ``messages.json`` at the root, of any type (a link is an error)."""
+    media: list[MediaEntry] = field(default_factory=list)
+    """Media files in archive order."""
+    members: int = 0
+
+
+def _walk_archive(f: BinaryIO, container: str, name: str) -> MemberIndex:
+    """The index of a tar (headers walked once, no header kept beyond the needed ones) or a zip."""
+    global _walks
+    if container not in ("tar", "tar.gz", "zip"):
+        return MemberIndex()
+    _walks += 1
+    try:
+        return _walk_zip(f) if container == "zip" else _walk_tar(f)
+    except _ARCHIVE_ERRORS as e:
+        kind = "zip" if container == "zip" else "tar"
+        raise InvalidExportError(name, f"damaged {kind} archive ({e})") from None
+
+
+def _walk_tar(f: BinaryIO) -> MemberIndex:
+    index = MemberIndex()
+    archive = tarfile.open(fileobj=f, mode="r:*")
+    while (info := archive.next()) is not None:
+        archive.members.clear()  # tarfile keeps every header it reads; the index keeps what it needs
+        _add_member(index, info, info.isfile())
+    return index
+
+
+def _walk_zip(f: BinaryIO) -> MemberIndex:
+    index = MemberIndex()
+    with zipfile.ZipFile(f) as archive:
+        for info in archive.infolist():
+            _add_member(index, info, not info.is_dir() and not _zip_is_link(info))
+    return index
+
+
+def _add_member(index: MemberIndex, info: tarfile.TarInfo | zipfile.ZipInfo, regular: bool) -> None:
+    index.members += 1
+    name = _entry_name(info)
+    if _root_name(name) == MESSAGES_MEMBER:
+        index.messages.append(info)
+        return
+    match = MEDIA_NAME.match(name)
+    if match is not None and regular:
+        index.media.append(MediaEntry(match.group(1), _entry_size(info), info))
+
+
+def _entry_name(info: tarfile.TarInfo | zipfile.ZipInfo) -> str:
+    return info.filename if isinstance(info, zipfile.ZipInfo) else info.name
+
+
+def _entry_size(info: tarfile.TarInfo | zipfile.ZipInfo) -> int:
+    return info.file_size if isinstance(info, zipfile.ZipInfo) else info.size
+
+
+def _zip_is_link(info: zipfile.ZipInfo) -> bool:
+    return (info.external_attr >> 16) & 0o170000 == 0o120000
+
+
+def _is_regular(info: tarfile.TarInfo | zipfile.ZipInfo) -> bool:
+    return not _zip_is_link(info) if isinstance(info, zipfile.ZipInfo) else info.isfile()
+
+
+def open_tar_entry(f: BinaryIO, info: tarfile.TarInfo, archive: tarfile.TarFile | None = None) -> BinaryIO:
+    """A stream of a member found by the walk, read in place (``archive`` reuses an open tar)."""
+    if archive is None:
+        f.seek(0)
+        archive = tarfile.open(fileobj=f, mode="r:*")  # reads one header, not the whole archive
+    stream = archive.extractfile(info)
+    assert stream is not None
+    return stream  # type: ignore[return-value]
+
+
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+"""A zip local file header (30 bytes); its last two fields are the name and extra field lengths."""
+
+
+def open_zip_entry(f: BinaryIO, info: zipfile.ZipInfo) -> BinaryIO:
+    """A stream of a zip member found in the central directory, without reading that directory again.
+
+    Skips the member's local header as ``ZipFile.open`` does; the stream checks the CRC at its end.
+    """
+    if info.flag_bits & 0x1:
+        raise zipfile.BadZipFile(f"{info.filename} is encrypted")
+    f.seek(info.header_offset)
+    header = f.read(_LOCAL_HEADER.size)
+    if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header of {info.filename}")
+    fields = _LOCAL_HEADER.unpack(header)
+    f.seek(fields[10] + fields[11], io.SEEK_CUR)
+    return zipfile.ZipExtFile(f, "r", info, None, False)  # type: ignore[return-value]
+
+
+def _file_key(path: Path) -> tuple[int, int, int, int] | None:
+    """Identity of a file's current content for the index cache: device, inode, size, mtime."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class _IndexCache:
+    """The indexes of the last few archives this process walked (an index is small)."""
+
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
+        self._items: dict[tuple, MemberIndex] = {}
+
+    def get(self, key: tuple) -> MemberIndex | None:
+        index = self._items.pop(key, None)
+        if index is not None:
+            self._items[key] = index
+        return index
+
+    def put(self, key: tuple, index: MemberIndex) -> None:
+        self._items.pop(key, None)
+        self._items[key] = index
+        while len(self._items) > self._size:
+            self._items.pop(next(iter(self._items)))
+
+
+_INDEX_CACHE = _IndexCache()
 
 
 # -- the byte stream ijson reads ----------------------------------------------------------

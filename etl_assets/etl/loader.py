@@ -55,6 +55,9 @@ class ExportInfo:
     bytes: int | None
     transform_version: str = ""
     transform_id: str = ""
+    media: dict[str, dict[str, str]] | None = None
+    """Outcome of the media copy: ``{"skipped": {path: reason}, "damaged": {...}}``; every other
+    file was stored. ``None`` when no copy finished: attachment statuses stay ``pending``."""
 
 
 @dataclass
@@ -339,6 +342,7 @@ class Loader:
             "CREATE TEMP TABLE changed_messages (conversation_id text, message_id text, version bigint) ON COMMIT DROP"
         )
         key = self._register_export(cur, export)
+        self._settle_media_statuses(cur, export, tag)
         bulk_loaded: list[str] = []
         for table in (*s.TRANSFORMED_TABLES, s.MESSAGE_SOURCES):
             started = time.perf_counter()
@@ -416,6 +420,32 @@ class Loader:
             (export.sha256, export.file_name, export_id, export.export_date),
         ).fetchone()
         return {"export_id": export_id, "export_date": export_date}
+
+    def _settle_media_statuses(self, cur: psycopg.Cursor, export: ExportInfo, tag: str) -> None:
+        """Staged attachments ``pending`` their media copy get its outcome, in the publishing transaction.
+
+        The copy finished before the publish (its outcome lists every file not stored), so
+        ``stored`` is published only for files renamed into place complete.
+        """
+        if export.media is None:
+            return
+        staging = self._staging_table(s.ATTACHMENTS, tag)
+        paths, statuses, notes = [], [], []
+        for status, files in export.media.items():
+            for path, note in files.items():
+                paths.append(path)
+                statuses.append(status)
+                notes.append(note)
+        if paths:
+            cur.execute(
+                sql.SQL(
+                    "UPDATE {} a SET media_status = o.status, media_note = o.note "
+                    "FROM unnest(%s::text[], %s::text[], %s::text[]) AS o(path, status, note) "
+                    "WHERE a.media_status = 'pending' AND a.media_path = o.path"
+                ).format(staging),
+                (paths, statuses, notes),
+            )
+        cur.execute(sql.SQL("UPDATE {} SET media_status = 'stored' WHERE media_status = 'pending'").format(staging))
 
     def _publish_table(
         self, cur: psycopg.Cursor, table: s.Table, tag: str, key: dict[str, object], bulk_loaded: list[str]

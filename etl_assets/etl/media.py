@@ -2,80 +2,269 @@
 
 Only regular files whose names are plain ``media/<name>`` are taken: no directories,
 links, devices, ``..`` or absolute paths, so nothing is ever written outside the store.
-Each file is streamed; one larger than ``max_bytes`` is skipped and reported.
+The members come from the extractor's index (one walk of the archive for the whole load).
+
+The copy is bounded and honest:
+
+- A file larger than the per-file limit, or one that would take the export's media
+  past the total limit, is skipped. Sizes are counted as they are written (a sparse or
+  compressed member counts its expanded bytes), and writing stops the moment a limit
+  is passed, whatever the header said.
+- A file that cannot be read (bad CRC, truncated data) is recorded as damaged; the
+  rest is still copied.
+- A file is written under a temporary name and renamed when complete, so the final
+  name never holds a partial or empty file.
+
+The outcome (every file not stored, with the reason) is written to a small report,
+``<artifacts>/media_copies/<sha256>.json``, from which the load sets
+``attachments.media_status`` in its publishing transaction.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import re
+import os
 import shutil
-import tarfile
-import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from .extractor import Extractor
+from .extractor import ARCHIVE_ERRORS, Extractor, MediaEntry
+from .faults import crash_point
 
 log = logging.getLogger(__name__)
 MEDIA_DIR = "media"
-_MEDIA_NAME = re.compile(r"^(?:\./)?media/([A-Za-z0-9_-][A-Za-z0-9._-]{0,200})$")
+REPORTS_DIR = "media_copies"
+_CHUNK = 1 << 20
+
+MIB = 1 << 20
+DEFAULT_MAX_FILE_BYTES = 512 * MIB
+"""Per-file limit by default: a little above the 300 MB Skype allowed for one shared file."""
+MIN_FREE_BYTES = 1 << 30
+FREE_FRACTION = 0.05
+"""The total limit by default keeps this much of the artifact store's disk free (at least 1 GiB)."""
+
+STORED, SKIPPED, DAMAGED, PENDING, MISSING = "stored", "skipped", "damaged", "pending", "missing"
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """How many bytes the copy may write: per file and for the export's media in total."""
+
+    max_file_bytes: int
+    max_total_bytes: int
+
+
+def media_limits(artifacts_dir: Path, max_file_bytes: int | None = None, max_total_bytes: int | None = None) -> MediaLimits:
+    """The limits, with defaults for what is not set: 512 MiB per file, and in total what the
+    artifact store's disk has free beyond a safety margin (5% of the disk, at least 1 GiB)."""
+    if max_total_bytes is None:
+        artifacts_dir.mkdir(parents=True, exist_ok=True)
+        usage = shutil.disk_usage(artifacts_dir)
+        margin = max(MIN_FREE_BYTES, int(usage.total * FREE_FRACTION))
+        max_total_bytes = max(0, usage.free - margin)
+    return MediaLimits(DEFAULT_MAX_FILE_BYTES if max_file_bytes is None else max_file_bytes, max_total_bytes)
+
+
+@dataclass
+class MediaReport:
+    """What one media copy did; ``skipped`` and ``damaged`` map ``media/<file>`` to the reason."""
+
+    sha256: str
+    files: int = 0
+    stored: int = 0
+    copied: int = 0
+    copied_bytes: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    damaged: dict[str, str] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)
+
+    def outcome(self) -> dict[str, dict[str, str]]:
+        """The files that are not stored, by status: what the load needs to publish statuses."""
+        return {SKIPPED: self.skipped, DAMAGED: self.damaged}
+
+    def counts(self) -> dict[str, int]:
+        return {"files": self.files, STORED: self.stored, SKIPPED: len(self.skipped), DAMAGED: len(self.damaged)}
+
+
+def report_path(artifacts_dir: Path, sha256: str) -> Path:
+    return Path(artifacts_dir) / REPORTS_DIR / f"{sha256}.json"
+
+
+def write_report(artifacts_dir: Path, report: MediaReport) -> Path:
+    """Write the report atomically (rename): it exists only once the copy is complete."""
+    path = report_path(artifacts_dir, report.sha256)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(report)))
+    os.replace(tmp, path)
+    return path
+
+
+def read_report(artifacts_dir: Path, sha256: str) -> MediaReport | None:
+    """The report of the last complete copy of an export's media, or ``None``."""
+    try:
+        return MediaReport(**json.loads(report_path(artifacts_dir, sha256).read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
 
 
 def media_index(extractor: Extractor) -> dict[str, str] | None:
     """Docid -> the file it will have in the store (``media/<file>``), from member names only.
 
-    ``None`` when the archive has no ``media/`` folder (exported without files). For a
+    ``None`` when the archive has no media files (exported without files). For a
     docid with several files (``.1.`` content, ``.2.`` preview) the ``.1.`` file is named.
     """
-    index: dict[str, str] | None = None
-    for file_name, _, _ in _media_members(extractor):
-        index = {} if index is None else index
-        docid, _, rest = file_name.partition(".")
+    entries = _media_entries(extractor)
+    if not entries:
+        return None
+    index: dict[str, str] = {}
+    for entry in entries:
+        docid, _, rest = entry.file_name.partition(".")
         if rest == "json" or rest.endswith(".json"):
             continue
         if docid not in index or rest.startswith("1."):
-            index[docid] = f"{MEDIA_DIR}/{file_name}"
+            index[docid] = f"{MEDIA_DIR}/{entry.file_name}"
     return index
-
-
-def copy_media(extractor: Extractor, artifacts_dir: Path, *, max_bytes: int | None = None) -> tuple[int, int]:
-    """Copy every media file (manifests included) into ``<artifacts_dir>/media``.
-
-    Files already there with the right size are kept, so a re-run after a crash copies
-    only what is missing. Returns (files copied, bytes copied).
-    """
-    media_dir = artifacts_dir / MEDIA_DIR
-    copied = copied_bytes = 0
-    for file_name, size, open_file in _media_members(extractor):
-        if max_bytes is not None and size > max_bytes:
-            log.warning("%s: skipped %s (%d bytes, over the limit of %d)", extractor.name, file_name, size, max_bytes)
-            continue
-        target = media_dir / file_name
-        if _size(target) != size:  # a copy cut short by a crash has another size: copied again
-            media_dir.mkdir(parents=True, exist_ok=True)
-            with open_file() as source, open(target, "wb") as out:
-                shutil.copyfileobj(source, out, 1 << 20)
-            copied += 1
-            copied_bytes += size
-    return copied, copied_bytes
 
 
 def count_media(extractor: Extractor) -> int:
     """How many media files (manifests included) :func:`copy_media` would take."""
-    return sum(1 for _ in _media_members(extractor))
+    return len(_media_entries(extractor))
 
 
-def _media_members(extractor: Extractor) -> Iterator[tuple[str, int, object]]:
-    """(file name under ``media/``, size, opener) of every media file that may be copied."""
+def copy_media(extractor: Extractor, artifacts_dir: Path, *, sha256: str, limits: MediaLimits) -> MediaReport:
+    """Copy every media file (manifests included) into ``<artifacts_dir>/media`` within ``limits``.
+
+    Files already there with the right size are kept (a copy is only ever renamed into
+    place complete), so a re-run copies only what is missing; kept files count towards
+    the total like copied ones, so a re-run decides exactly as the first run did.
+    """
+    media_dir = Path(artifacts_dir) / MEDIA_DIR
+    entries = _media_entries(extractor)
+    report = MediaReport(sha256=sha256, files=len(entries), limits=asdict(limits))
+    if not entries:
+        return report
+    media_dir.mkdir(parents=True, exist_ok=True)
+    _remove_orphan_parts(media_dir)
+    total = 0
+    with extractor.open_media() as open_entry:
+        for entry in entries:
+            path = f"{MEDIA_DIR}/{entry.file_name}"
+            target = media_dir / entry.file_name
+            if _size(target) == entry.size:
+                report.stored += 1
+                total += entry.size
+                continue
+            status, written, reason = _copy_entry(open_entry, entry, target, limits, total)
+            if status == STORED:
+                report.stored += 1
+                report.copied += 1
+                report.copied_bytes += written
+                total += written
+            else:
+                log.warning("%s: %s %s: %s", extractor.name, status, entry.info_name, reason)
+                (report.skipped if status == SKIPPED else report.damaged)[path] = reason
+    return report
+
+
+class _OverLimit(Exception):
+    """Writing a file passed a limit; the file is skipped."""
+
+
+class _Damaged(Exception):
+    """A member could not be read; the file is recorded as damaged."""
+
+
+def _copy_entry(
+    open_entry: Callable[[MediaEntry], BinaryIO], entry: MediaEntry, target: Path, limits: MediaLimits, total: int
+) -> tuple[str, int, str]:
+    """(status, bytes written, reason) of copying one entry to ``target`` through a temporary name."""
+    remaining = max(0, limits.max_total_bytes - total)
+    over = _limit_reason(entry, entry.size, limits, remaining)
+    if over is not None:  # the header already says it is too big: not a byte written
+        return SKIPPED, 0, over
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        written = _write_bounded(open_entry, entry, tmp, min(limits.max_file_bytes, remaining))
+    except _OverLimit as e:
+        tmp.unlink(missing_ok=True)
+        return SKIPPED, 0, _limit_reason(entry, int(str(e)), limits, remaining) or "over a limit"
+    except _Damaged as e:
+        tmp.unlink(missing_ok=True)
+        return DAMAGED, 0, f"{entry.info_name}: cannot be read ({e})"
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
+    return STORED, written, ""
+
+
+def _limit_reason(entry: MediaEntry, size: int, limits: MediaLimits, remaining: int) -> str | None:
+    """Why ``size`` bytes of ``entry`` pass a limit, or ``None``."""
+    if size > limits.max_file_bytes:
+        return (
+            f"{entry.info_name}: {size} bytes or more, over the per-file limit of "
+            f"{limits.max_file_bytes} bytes (ETL_MEDIA_MAX_FILE_BYTES)"
+        )
+    if size > remaining:
+        return (
+            f"{entry.info_name}: {size} bytes or more would take this export's media past the total limit of "
+            f"{limits.max_total_bytes} bytes (ETL_MEDIA_MAX_TOTAL_BYTES)"
+        )
+    return None
+
+
+def _write_bounded(open_entry: Callable[[MediaEntry], BinaryIO], entry: MediaEntry, tmp: Path, limit: int) -> int:
+    """Stream the entry into ``tmp``; stop past ``limit`` bytes. Read errors become :class:`_Damaged`."""
+    written = 0
+    with open(tmp, "wb") as out:
+        try:
+            source = open_entry(entry)
+        except ARCHIVE_ERRORS as e:
+            raise _Damaged(e) from None
+        with source:
+            while True:
+                try:
+                    chunk = source.read(_CHUNK)
+                except ARCHIVE_ERRORS as e:
+                    raise _Damaged(e) from None
+                if not chunk:
+                    break
+                written += len(chunk)
+                if written > limit:
+                    raise _OverLimit(written)
+                out.write(chunk)
+                crash_point("media.chunk_written")
+    if written != entry.size:
+        raise _Damaged(f"{written} bytes where its header says {entry.size}")
+    return written
+
+
+def _remove_orphan_parts(media_dir: Path) -> None:
+    """Delete temporary files (``.<name>.<pid>.part``) of copies whose process is gone (a crash)."""
+    for part in media_dir.glob(".*.part"):
+        pid = part.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _media_entries(extractor: Extractor) -> list[MediaEntry]:
     if extractor.path is None or extractor.container not in ("tar", "tar.gz", "zip"):
-        return
-    for name, size, open_file in _regular_members(extractor):
-        match = _MEDIA_NAME.match(name)
-        if match is not None:
-            yield match.group(1), size, open_file
+        return []
+    return extractor.members().media
 
 
 def _size(path: Path) -> int | None:
@@ -83,39 +272,3 @@ def _size(path: Path) -> int | None:
         return path.stat().st_size
     except FileNotFoundError:
         return None
-
-
-def _regular_members(extractor: Extractor) -> Iterator[tuple[str, int, object]]:
-    """(name, size, opener) of every regular file of the archive, in archive order."""
-    assert extractor.path is not None
-    if extractor.container == "zip":
-        with zipfile.ZipFile(extractor.path) as archive:
-            for info in archive.infolist():
-                is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
-                if not info.is_dir() and not is_link:
-                    yield info.filename, info.file_size, _zip_opener(archive, info)
-        return
-    with tarfile.open(extractor.path, mode="r:*") as archive:
-        for info in archive:
-            if info.isfile():
-                yield info.name, info.size, _tar_opener(archive, info)
-
-
-def _zip_opener(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
-    @contextmanager
-    def open_file() -> Iterator[BinaryIO]:
-        with archive.open(info) as handle:
-            yield handle  # type: ignore[misc]
-
-    return open_file
-
-
-def _tar_opener(archive: tarfile.TarFile, info: tarfile.TarInfo):
-    @contextmanager
-    def open_file() -> Iterator[BinaryIO]:
-        handle = archive.extractfile(info)
-        assert handle is not None
-        with handle:
-            yield handle  # type: ignore[misc]
-
-    return open_file

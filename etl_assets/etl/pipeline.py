@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .extractor import Extractor
 from .faults import crash_point
-from .media import copy_media, count_media
+from .media import MediaReport, copy_media, count_media, media_limits, read_report, write_report
 from .private import private_directory, restrict_new_files
 from .loader import ExportInfo, Loader, LoadResult
 from .progress import MemoryMonitor, PhaseStats, ProgressTracker
@@ -83,6 +83,7 @@ class ExportResult:
     transformed: TransformedHandle
     load: LoadResult
     phases: dict[str, PhaseStats]
+    media: MediaReport | None = None
 
     def summary(self) -> dict:
         return {
@@ -94,6 +95,7 @@ class ExportResult:
             "by_type": self.load.by_type,
             "already_loaded": self.load.already_loaded,
             "resumed": {"transform_parts": self.transformed.resumed_parts, "load_parts": self.load.resumed_parts},
+            "media": self.media.counts() if self.media is not None else None,
         }
 
 
@@ -114,6 +116,8 @@ class ETLPipeline:
         max_member_bytes: int | None = None,
         run_id: str | None = None,
         text_search_config: str = DEFAULT_TEXT_SEARCH_CONFIG,
+        media_max_file_bytes: int | None = None,
+        media_max_total_bytes: int | None = None,
     ) -> None:
         restrict_new_files()  # message data, media and raw copies: readable by their owner only
         self.loader = Loader(database_url, schema, text_search_config=text_search_config)
@@ -126,6 +130,8 @@ class ETLPipeline:
         self.copy_raw = copy_raw
         self.max_member_bytes = max_member_bytes
         self.run_id = run_id or uuid.uuid4().hex
+        self.media_max_file_bytes = media_max_file_bytes
+        self.media_max_total_bytes = media_max_total_bytes
 
     # -- phases ---------------------------------------------------------------------
 
@@ -258,6 +264,7 @@ class ETLPipeline:
                     bytes=transformed.bytes,
                     transform_version=transformed.transform_version,
                     transform_id=transformed.transform_id,
+                    media=self._media_outcome(transformed.sha256),
                 ),
             )
             stats.conversations_total = stats.conversations_processed = result.conversations
@@ -274,28 +281,45 @@ class ETLPipeline:
 
     # -- whole runs -------------------------------------------------------------------
 
-    def copy_media(self, raw: RawHandle) -> PhaseStats:
-        """Copy the export's media files into ``<artifacts>/media`` (the attachments name them)."""
+    def copy_media(self, raw: RawHandle) -> tuple[PhaseStats, MediaReport]:
+        """Copy the export's media files into ``<artifacts>/media`` (the attachments name them).
+
+        Within the media limits; skipped and damaged files are recorded in the copy's report,
+        which the load publishes as attachment statuses.
+        """
         with self.monitor, self.tracker.phase("media") as stats:
             extractor = Extractor(raw.path, name=raw.file_name, max_member_bytes=self.max_member_bytes)
-            files, size = copy_media(extractor, self.artifacts_dir, max_bytes=self.max_member_bytes)
-            stats.bytes_read = size
-            stats.rejected = 0
+            limits = media_limits(self.artifacts_dir, self.media_max_file_bytes, self.media_max_total_bytes)
+            report = copy_media(extractor, self.artifacts_dir, sha256=raw.sha256, limits=limits)
+            write_report(self.artifacts_dir, report)
+            stats.bytes_read = report.copied_bytes
+            stats.rejected = len(report.skipped) + len(report.damaged)
             stats.conversations_processed = 0
             stats.messages_total = raw.media_files
-            stats.messages_processed = files
-        return stats
+            stats.messages_processed = report.copied
+        return stats, report
+
+    def _media_outcome(self, sha256: str) -> dict[str, dict[str, str]] | None:
+        """The finished media copy's outcome for the load, or ``None`` (statuses stay ``pending``)."""
+        report = read_report(self.artifacts_dir, sha256)
+        return report.outcome() if report is not None else None
 
     def run(self, path: str | Path) -> ExportResult:
-        """All phases for one export: extract, transform, load, and media when the archive has files."""
+        """All phases for one export: extract, transform, media when the archive has files, load.
+
+        The media copy comes before the load, which publishes its outcome as attachment statuses.
+        """
         raw, extract_stats = self.extract(path)
         transformed, transform_stats = self.transform(raw)
-        loaded, load_stats = self.load(transformed)
-        phases = [extract_stats, transform_stats, load_stats]
+        phases = [extract_stats, transform_stats]
+        media = None
         if raw.media_files:
-            phases.append(self.copy_media(raw))
+            media_stats, media = self.copy_media(raw)
+            phases.append(media_stats)
+        loaded, load_stats = self.load(transformed)
+        phases.append(load_stats)
         self.record_stats(raw.sha256, phases)
-        return ExportResult(raw, transformed, loaded, {p.phase: p for p in phases})
+        return ExportResult(raw, transformed, loaded, {p.phase: p for p in phases}, media)
 
 
 def read_manifest(directory: str | Path) -> TransformedHandle | None:

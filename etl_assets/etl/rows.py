@@ -214,12 +214,13 @@ class RowWriter:
             media_path = media_status = None
             if self.media is not None and a.doc_id:
                 media_path = self.media.get(a.doc_id)
-                media_status = "stored" if media_path else "missing"
+                # "pending" until the media copy's outcome is published with the export (loader)
+                media_status = "pending" if media_path else "missing"
             sinks["attachments"].add(
                 (
                     *key, i, a.kind, a.uri_type, a.original_name, a.size_bytes, a.width, a.height,
                     a.duration_seconds, a.doc_id, a.uri, a.thumbnail_uri, album_id, _json_column(a.extra),
-                    media_path, media_status, version,
+                    media_path, media_status, None, version,
                 )
             )
         if parsed.call is not None or "callLog" in props or "call-log" in props:

@@ -280,7 +280,14 @@ ATTACHMENTS = _child(
     Column("album_id", "text", "`properties.albumId`."),
     Column("extra", "jsonb", "Type-specific details (card JSON, scheduled call, ...)."),
     Column("media_path", "text", "The media file, relative to the artifact store (`ETL_ARTIFACTS`)."),
-    Column("media_status", "text", "`stored` or `missing` when the archive has a `media/` folder."),
+    Column(
+        "media_status",
+        "text",
+        "When the archive has media files: `stored` (the file at `media_path` holds the member's bytes), "
+        "`missing` (not in the archive), `skipped` (over a size limit), `damaged` (the member cannot be read), "
+        "or `pending` (loaded before its media copy finished).",
+    ),
+    Column("media_note", "text", "Why the file is `skipped` or `damaged`: the archive member and the reason."),
     indexes=("doc_id",),
 )
 
