@@ -6,15 +6,17 @@ file and the reason), 1 any other failure.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from .etl.database import redact_url
+from .etl import secrets
 from .etl.errors import EtlError, InvalidExportError
 from .settings import Settings
 
@@ -31,6 +33,39 @@ def main(verbose: bool) -> None:
     restrict_new_files()
     private_directory(Settings.from_env().home)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    secrets.scrub_logging()
+
+
+def _fail(error: BaseException, code: int = EXIT_FAILURE) -> None:
+    """Report ``error`` as one line on stderr, without any known secret, and exit with ``code``."""
+    message = secrets.scrub(str(error).strip())
+    if not isinstance(error, EtlError):
+        message = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    click.echo(f"skype-etl: {one_line}", err=True)
+    sys.exit(code)
+
+
+def _one_line_errors(command: Callable) -> Callable:
+    """The command boundary: any failure becomes one redacted line instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except InvalidExportError as e:
+            _fail(e, EXIT_BAD_INPUT)
+        except Exception as e:  # noqa: BLE001 - a traceback could show a password
+            _fail(e)
+
+    return wrapper
+
+
+def _checked_database_url(url: str | None) -> None:
+    """Know the secrets of a given URL (every output scrubs them) and fail clearly if it is malformed."""
+    if url:
+        secrets.remember(url)
+        secrets.parse(url)
 
 
 @main.command()
@@ -41,6 +76,7 @@ def main(verbose: bool) -> None:
 @click.option("--batch-size", type=int, default=None, help="Rows per Parquet row group.")
 @click.option("--memory-limit-mb", type=int, default=None, help="Stop with an error past this memory use.")
 @click.option("--workers", type=int, default=None, help="Processes that transform messages (default: cores, at most 4).")
+@_one_line_errors
 def load(
     paths: tuple[Path, ...],
     database_url: str | None,
@@ -55,6 +91,7 @@ def load(
     from .etl.pipeline import ETLPipeline
 
     settings = Settings.from_env()
+    _checked_database_url(database_url)
     try:
         url = resolve_database_url(database_url, home=settings.home)
         pipeline = ETLPipeline(
@@ -73,19 +110,14 @@ def load(
         )
         results = [pipeline.run(path) for path in paths]
     except InvalidExportError as e:
-        click.echo(f"skype-etl: {e}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    except EtlError as e:
-        click.echo(f"skype-etl: {_redacted(str(e), database_url)}", err=True)
-        sys.exit(EXIT_FAILURE)
+        _fail(e, EXIT_BAD_INPUT)
     except Exception as e:  # noqa: BLE001 - the command reports every failure in one line
-        click.echo(f"skype-etl: {type(e).__name__}: {_redacted(str(e), database_url)}", err=True)
-        sys.exit(EXIT_FAILURE)
+        _fail(e)
 
     report = {
         "exports": [r.summary() for r in results],
         "phases": _merged_phases(results),
-        "database": redact_url(url),
+        "database": secrets.redact(url),
         "schema": schema,
     }
     if as_json:
@@ -130,12 +162,6 @@ def _merged_phases(results) -> dict[str, dict]:
     return merged
 
 
-def _redacted(text: str, database_url: str | None) -> str:
-    from .etl.database import scrub_secret
-
-    return scrub_secret(text, database_url) if database_url else text
-
-
 @main.command()
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--messages", type=int, default=2000, show_default=True)
@@ -151,30 +177,33 @@ def sample(out: Path, messages: int, seed: int) -> None:
 @main.command()
 @click.option("--messages", type=int, default=3000, show_default=True, help="Messages in the sample export.")
 @click.option("--seed", type=int, default=7, show_default=True)
+@_one_line_errors
 def demo(messages: int, seed: int) -> None:
     """Generate a sample export and materialize the whole asset graph for it through Dagster."""
     from .demo import run_demo
 
-    try:
-        run_demo(Settings.from_env(), messages=messages, seed=seed, echo=click.echo)
-    except EtlError as e:
-        click.echo(f"skype-etl: {e}", err=True)
-        sys.exit(EXIT_FAILURE)
+    run_demo(Settings.from_env(), messages=messages, seed=seed, echo=click.echo)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+@_one_line_errors
 def psql(psql_args: tuple[str, ...]) -> None:
-    """Open psql on the warehouse (the bundled one for the embedded server)."""
+    """Open psql on the warehouse (the bundled one for the embedded server).
+
+    The password goes to psql in ``PGPASSWORD`` (readable only by this user), never on its
+    command line, which every local user can read.
+    """
     import shutil
 
     from .etl.database import psql_executable, resolve_database_url
 
     settings = Settings.from_env()
-    url = resolve_database_url(settings.database_url, home=settings.home)
+    _checked_database_url(settings.database_url)
+    connection = secrets.psql_connection(resolve_database_url(settings.database_url, home=settings.home))
     executable = psql_executable() if not settings.database_url else shutil.which("psql") or psql_executable()
-    env = {**os.environ, "PGOPTIONS": f"-csearch_path={settings.schema},public"}
-    os.execve(executable, [executable, url, *psql_args], env)
+    env = {**os.environ, **connection.env, "PGOPTIONS": f"-csearch_path={settings.schema},public"}
+    os.execve(executable, [executable, *([connection.conninfo] if connection.conninfo else []), *psql_args], env)
 
 
 @main.command()
@@ -192,11 +221,13 @@ def stop() -> None:
 
 @main.command()
 @click.option("--port", type=int, default=3000, show_default=True)
+@_one_line_errors
 def dev(port: int) -> None:
     """Start the Dagster webserver and daemon on 127.0.0.1 (embedded PostgreSQL by default)."""
     from .defs.instance import apply_instance_env
 
     settings = Settings.from_env()
+    _checked_database_url(settings.database_url)
     apply_instance_env(settings)
     click.echo(f"Inbox: {settings.inbox}  (drop Skype export files here)")
     click.echo(f"Dagster UI: http://127.0.0.1:{port}")

@@ -15,11 +15,15 @@ def run_demo(settings: Settings, *, messages: int, seed: int, echo: Callable[[st
     import dagster as dg
 
     from .defs.instance import apply_instance_env
+    from .etl import secrets
     from .etl.errors import EtlError
     from .etl.loader import Loader
     from .etl.samples import generate_export
     from .materialize import failure_reason, materialize_export
 
+    if settings.database_url:  # a malformed URL fails here, in one line, before Dagster starts
+        secrets.remember(settings.database_url)
+        secrets.parse(settings.database_url)
     env = apply_instance_env(settings)
     path = settings.inbox / DEMO_FILE
     echo(f"Generating a sample export of {messages} messages: {path}")
@@ -28,7 +32,7 @@ def run_demo(settings: Settings, *, messages: int, seed: int, echo: Callable[[st
     echo("Materializing the export's partition with the Dagster job load_skype_export ...")
     key, result = materialize_export(settings, instance, path, quiet=True)
     if not result.success:
-        raise EtlError(f"the demo run {result.run_id} failed: {failure_reason(result)}")
+        raise EtlError(f"the demo run {result.run_id} failed: {secrets.scrub(failure_reason(result))}")
 
     from psycopg import sql
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from ..etl.database import redact_url, resolve_database_url
+from ..etl import secrets
+from ..etl.database import resolve_database_url
 from ..etl.pipeline import ETLPipeline
 from ..etl.schema import DEFAULT_TEXT_SEARCH_CONFIG
 from ..etl.transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES
@@ -26,8 +27,8 @@ class PostgresResource(dg.ConfigurableResource):
         return resolve_database_url(self.database_url, home=self.home)
 
     def display_url(self) -> str:
-        """The URL without its password, for metadata and logs."""
-        return redact_url(self.url())
+        """The URL without any secret, for metadata and logs."""
+        return secrets.redact(self.url())
 
 
 class PipelineSettings(dg.ConfigurableResource):

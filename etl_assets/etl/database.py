@@ -14,30 +14,17 @@ from .embedded import psql_executable, start_embedded  # noqa: F401 - psql_execu
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, for logs, errors and metadata."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable database URL>"
-    if not parts.password:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """The URL or connection string with every secret as ``***`` (see ``secrets.redact``)."""
+    from .secrets import redact
+
+    return redact(url)
 
 
 def scrub_secret(text: str, url: str) -> str:
-    """``text`` without the URL's password, in any spelling (raw or percent-decoded) or the URL itself."""
-    text = text.replace(url, redact_url(url))
-    try:
-        raw = urlsplit(url).netloc.rpartition("@")[0].partition(":")[2]
-    except ValueError:
-        raw = ""
-    for secret in {raw, unquote(raw)} - {""}:
-        text = text.replace(secret, "***")
-    return text
+    """``text`` without any secret of ``url``, in any spelling (see ``secrets.scrub``)."""
+    from .secrets import scrub
+
+    return scrub(text, url)
 
 
 def resolve_database_url(url: str | None = None, *, home: str | Path | None = None) -> str:
