@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .embedded import psql_executable, start_embedded  # noqa: F401 - psql_executable: the command's face
 
