@@ -155,28 +155,26 @@ def _indexes(database_url: str, schema: str) -> set[tuple[str, str]]:
         }
 
 
-def test_bulk_load_into_empty_tables_equals_a_merge(
-    database_url: str, schema: str, small_export, tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_first_load_into_empty_tables_equals_a_merge(
+    database_url: str, schema: str, small_export, tmp_path: Path
 ) -> None:
     sha = "b" * 64
     out = _transform(small_export.path, tmp_path / "t", sha)
     merged_schema = f"{schema}_m"
     tables = (s.MESSAGES, *(t for t in s.TRANSFORMED_TABLES if t.merge == "message_child"), s.MESSAGE_SOURCES)
-    caplog.set_level("DEBUG", logger="etl_assets.etl.loader")
     try:
         bulk = Loader(database_url, schema)
         bulk.migrate()
         created = _indexes(database_url, schema)
-        bulk.load(out, _info(sha))
-        assert {f"bulk-loaded {t.name}" for t in tables} <= {r.getMessage().partition(":")[0] for r in caplog.records}
+        first = bulk.load(out, _info(sha))
+        assert set(first.bulk_loaded) == {t.name for t in tables}
         assert _indexes(database_url, schema) == created  # every key and index is back, under its name
 
-        caplog.clear()
         merge = Loader(database_url, merged_schema)
         merge.migrate()
         _occupy(database_url, merged_schema, tables)
-        merge.load(out, _info(sha))
-        assert not any(r.getMessage().startswith("bulk-loaded") for r in caplog.records)
+        merged = merge.load(out, _info(sha))
+        assert merged.bulk_loaded == [] and merged.rows_staged["messages"] > 0
         with psycopg.connect(database_url) as conn:
             for table in tables:
                 conn.execute(
@@ -229,3 +227,42 @@ def test_text_search_configuration_is_configurable(database_url: str, schema: st
     assert "english" in expression
     with pytest.raises(ValueError):
         Loader(database_url, schema, text_search_config="english; DROP TABLE x").migrate()
+
+
+def test_first_load_settles_duplicate_copies_like_a_merge(database_url: str, schema: str, tmp_path: Path) -> None:
+    """A message held three times (an older edit with another mention, and the final copy twice):
+    the first load keeps the final copy and its rows once, exactly as a merge does."""
+    final = 'final <at id="8:live:ann">Ann</at>'
+    doc = _export_doc(5, final)
+    messages = doc["conversations"][0]["MessageList"]
+    messages.append(dict(messages[0], version=4, content='draft <at id="8:live:cat">Cat</at>'))
+    messages.append(dict(messages[0]))
+    path = tmp_path / "dups.json"
+    path.write_text(json.dumps(doc))
+    sha = "f" * 64
+    out = _transform(path, tmp_path / "t", sha)
+    merged_schema = f"{schema}_m"
+    tables = (s.MESSAGES, *(t for t in s.TRANSFORMED_TABLES if t.merge == "message_child"), s.MESSAGE_SOURCES)
+    try:
+        first = Loader(database_url, schema)
+        result = first.load(out, _info(sha))
+        assert s.MESSAGES.name in result.bulk_loaded and result.messages == 1
+        merge = Loader(database_url, merged_schema)
+        merge.migrate()
+        _occupy(database_url, merged_schema, tables)
+        assert merge.load(out, _info(sha)).bulk_loaded == []
+        with psycopg.connect(database_url) as conn:
+            for table in tables:
+                conn.execute(
+                    sql.SQL("DELETE FROM {}.{} WHERE conversation_id = %s").format(
+                        sql.Identifier(merged_schema), sql.Identifier(table.name)
+                    ),
+                    (_PLACEHOLDER,),
+                )
+            mentions = conn.execute(
+                sql.SQL("SELECT person_id FROM {}.mentions").format(sql.Identifier(schema))
+            ).fetchall()
+        assert mentions == [("8:live:ann",)]
+        assert table_checksums(database_url, merged_schema) == table_checksums(database_url, schema)
+    finally:
+        drop_schema(database_url, merged_schema)

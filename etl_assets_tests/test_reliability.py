@@ -45,7 +45,10 @@ CRASH_POINTS = [
     "load.staged",
     "load.merged_table:1",
     "load.merged_table:4",
-    "load.merged_table:12",
+    "load.copied_table:1",
+    "load.copied_table:8",
+    "load.copied_table:14",
+    "load.indexes_built",
     "load.before_commit",
     "load.committed",
 ]
@@ -89,10 +92,58 @@ def test_crash_at_any_point_then_rerun_equals_an_uninterrupted_load(
             assert report["phases"]["transform"]["messages_per_second"] == 0  # transform reused: less work
         if point.startswith("transform.chunk_marked") or point in ("transform.before_manifest", "transform.before_rename"):
             assert resumed["transform_parts"] >= 2  # the scan and at least one chunk were kept
-        if point.startswith("load.part_committed") or point in ("load.staged", "load.before_commit"):
+        if point.startswith(("load.part_committed", "load.copied_table")) or point in (
+            "load.staged", "load.indexes_built", "load.before_commit"
+        ):
             assert resumed["load_parts"] >= 1  # staged parts were not copied again
         if point == "load.committed":
             assert report["exports"][0]["already_loaded"]
+    finally:
+        drop_schema(database_url, schema)
+
+
+MERGE_CRASH_POINTS = ["load.part_committed:20", "load.staged", "load.merged_table:5", "load.merged_table:12", "load.before_commit"]
+"""Crash points of a load that merges into a warehouse already holding another export."""
+
+
+@pytest.fixture(scope="module")
+def earlier_export(tmp_path_factory: pytest.TempPathFactory) -> ExportTruth:
+    return generate_export(tmp_path_factory.mktemp("earlier") / "8_live_earlier_export.tar", messages=800, seed=22)
+
+
+def _load_both(schema: str, earlier: ExportTruth, later: ExportTruth, database_url: str, home: Path, env: dict) -> None:
+    for export in (earlier, later):
+        done = run_cli("load", str(export.path), "--database-url", database_url, "--schema", schema, home=home, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def merged_reference(crash_export: ExportTruth, earlier_export: ExportTruth, database_url: str, tmp_path_factory):
+    """Checksums after loading ``earlier_export`` and then ``crash_export``, uninterrupted."""
+    schema = f"mref_{uuid.uuid4().hex[:8]}"
+    _load_both(schema, earlier_export, crash_export, database_url, tmp_path_factory.mktemp("mref_home"), CRASH_ENV)
+    yield table_checksums(database_url, schema)
+    drop_schema(database_url, schema)
+
+
+@pytest.mark.parametrize("point", MERGE_CRASH_POINTS)
+def test_crash_while_merging_into_a_warehouse_with_data_then_rerun(
+    point: str, crash_export: ExportTruth, earlier_export: ExportTruth, merged_reference: dict, database_url: str,
+    tmp_path: Path,
+) -> None:
+    schema = f"mcrash_{uuid.uuid4().hex[:8]}"
+    args = ("load", str(crash_export.path), "--database-url", database_url, "--schema", schema, "--json")
+    try:
+        done = run_cli(*args[:1], str(earlier_export.path), *args[2:6], home=tmp_path, env=CRASH_ENV)
+        assert done.returncode == 0, done.stderr[-2000:]
+        before = _published_messages(database_url, schema)
+        crashed = run_cli(*args, home=tmp_path, env={**CRASH_ENV, "ETL_CRASH_AT": point})
+        assert crashed.returncode == -signal.SIGKILL, (crashed.returncode, crashed.stderr[-2000:])
+        assert _published_messages(database_url, schema) == before  # nothing of the second export is visible
+        rerun = run_cli(*args, home=tmp_path, env=CRASH_ENV)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        assert json.loads(rerun.stdout)["exports"][0]["resumed"]["load_parts"] >= 1
+        assert table_checksums(database_url, schema) == merged_reference
     finally:
         drop_schema(database_url, schema)
 

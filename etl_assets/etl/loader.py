@@ -1,47 +1,50 @@
-"""Loader: schema migrations, COPY into staging, and one transaction that publishes an export.
+"""Loader: schema migrations, binary COPY, and one transaction that publishes an export.
 
-Each table's Parquet file is copied (CSV written by Arrow, parsed by PostgreSQL's
-COPY) into an unlogged staging table in ``<schema>_staging``. Publishing then merges
-every staging table into the warehouse in one transaction, so readers see all of an
-export or none of it. Merges follow natural keys: the newest message ``version``
-wins; a message's child rows are replaced only when the message changed. Loading
-the same export twice therefore changes no row. Every choice between exports
-depends only on the exports (their dates, their sha256, the rows' values), never on
-the order in which they are loaded. A table that is still empty (the
-first load into a warehouse) is filled by plain inserts and its indexes are built
-afterwards, which gives the same rows about twice as fast.
+Into a warehouse that already holds messages, each table's Parquet parts are copied
+(binary COPY, see ``binary_copy``) into unlogged staging tables in ``<schema>_staging``,
+one committed part at a time so that a crash resumes where it stopped; publishing then
+merges every staging table into the warehouse in one transaction, so readers see all of
+an export or none of it. Merges follow natural keys: the newest message ``version`` wins;
+a message's child rows are replaced only when the message changed. Loading the same export
+twice therefore changes no row. Every choice between exports depends only on the exports
+(their dates, their sha256, the rows' values), never on the order in which they are loaded.
+
+A first load (no messages yet) skips staging for the message tables: the publishing
+transaction copies them straight into the tables and builds their indexes afterwards
+(``first_load``), which gives the same rows in a fraction of the time.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import queue
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 from psycopg import sql
 from psycopg.types.json import Jsonb
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from . import schema as s
+from .binary_copy import copy_batches, parquet_batches
+from .copy_order import COPY_ORDER, child_order, message_order, sorts_before
 from .errors import EtlError
 from .faults import crash_point
+from .first_load import FIRST_LOAD_TABLES, is_first_load, load_first
 
 log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 0x736B797065  # "skype": one advisory lock id for schema changes
 _PUBLISH_LOCK = 0x736B797066  # publishes run one at a time: no deadlocks between exports
 CONNECT_WAIT = 15.0
 STAGE_CONNECTIONS = 2
-_CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, batch_size=8192)
+STAGED_FIRST: tuple[s.Table, ...] = tuple(t for t in s.TRANSFORMED_TABLES if t not in FIRST_LOAD_TABLES)
+"""Tables staged even for a first load: small ones whose merges keep the best value across exports."""
 
 
 @dataclass
@@ -78,7 +81,7 @@ class LoadResult:
     table_seconds: dict[str, float] = field(default_factory=dict)
     """Publishing time per table: where a slow load spends it."""
     bulk_loaded: list[str] = field(default_factory=list)
-    """Tables that were empty and were filled by bulk (indexes built after the rows)."""
+    """Tables a first load filled by COPY straight into the table (indexes built after the rows)."""
 
 
 class DatabaseError(EtlError):
@@ -208,10 +211,13 @@ class Loader:
                 self._drop_other_staging(conn, export.sha256, tag)
                 conn.commit()
                 started = time.perf_counter()
-                staged, resumed = self._stage_all(conn, parquet_dir, tag)
+                # A guess, settled under the publishing lock: a first load stages only the small tables.
+                first = is_first_load(conn.cursor(), self._schema_sql)
+                conn.commit()
+                staged, resumed = self._stage_all(conn, parquet_dir, tag, STAGED_FIRST if first else s.TRANSFORMED_TABLES)
                 staged_at = time.perf_counter()
                 crash_point("load.staged")
-                result = self._publish(conn, export, tag)
+                result = self._publish(conn, export, tag, parquet_dir, staged_all=not first)
             result.rows_staged = staged
             result.resumed_parts = resumed
             result.stage_seconds = round(staged_at - started, 3)
@@ -248,8 +254,10 @@ class Loader:
             (f"{sha256[:12]}%", tag),
         )
 
-    def _stage_all(self, conn: psycopg.Connection, parquet_dir: Path, tag: str) -> tuple[dict[str, int], int]:
-        """COPY every part file not staged yet, one transaction per part."""
+    def _stage_all(
+        self, conn: psycopg.Connection, parquet_dir: Path, tag: str, tables: tuple[s.Table, ...]
+    ) -> tuple[dict[str, int], int]:
+        """COPY every part file of ``tables`` not staged yet, one transaction per part."""
         done = {
             (table, part): rows
             for table, part, rows in conn.execute(
@@ -260,9 +268,8 @@ class Loader:
         conn.commit()
         resumed = len(done)
         pending: list[tuple[s.Table, Path]] = []
-        for table in s.TRANSFORMED_TABLES:
-            ddl = s.create_table_sql(table, self._staging_sql.as_string(conn), staging_name=f"{table.name}_{tag}")
-            conn.execute(ddl.encode())
+        for table in tables:
+            self._create_staging(conn, table, tag)
             pending += [
                 (table, path)
                 for path in (parquet_dir / table.name).glob("*.parquet")
@@ -273,16 +280,21 @@ class Loader:
         pending.sort(key=lambda item: item[1].stat().st_size, reverse=True)  # big parts first: even shares
         done.update(self._stage_parts(pending, tag))
         log.debug("staged %d parts in %.2f s", len(pending), time.perf_counter() - started)
-        staged = {table.name: 0 for table in s.TRANSFORMED_TABLES}
+        staged = {table.name: 0 for table in tables}
         for (table_name, _), rows in done.items():
-            staged[table_name] += rows
+            if table_name in staged:
+                staged[table_name] += rows
         return staged, resumed
+
+    def _create_staging(self, conn: psycopg.Connection, table: s.Table, tag: str) -> None:
+        ddl = s.create_table_sql(table, self._staging_sql.as_string(conn), staging_name=f"{table.name}_{tag}")
+        conn.execute(ddl.encode())
 
     def _stage_parts(self, pending: list[tuple[s.Table, Path]], tag: str) -> dict[tuple[str, str], int]:
         """COPY the parts over ``STAGE_CONNECTIONS`` connections at once.
 
-        While one connection's server process parses a COPY, the other thread converts its
-        next batch to CSV (Arrow releases the GIL): on two cores staging takes about half as long.
+        While one connection's server process stores a COPY, the other thread reads and encodes
+        its next batch (Arrow and the encoder release the GIL).
         """
         work: queue.SimpleQueue[tuple[s.Table, Path]] = queue.SimpleQueue()
         for item in pending:
@@ -313,14 +325,8 @@ class Loader:
         return rows
 
     def _stage_part(self, conn: psycopg.Connection, table: s.Table, target: sql.Composed, path: Path, tag: str) -> int:
-        columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in table.staging_columns)
-        rows = 0
-        with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, columns)) as copy:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, use_threads=False):
-                buffer = io.BytesIO()
-                pa_csv.write_csv(batch, buffer, _CSV_OPTIONS)
-                copy.write(buffer.getbuffer())
-                rows += batch.num_rows
+        with conn.cursor() as cur:
+            rows = _copy_part(cur, table, target, [path])
         conn.execute(
             sql.SQL("INSERT INTO {}.staged_parts (tag, table_name, part, rows) VALUES (%s, %s, %s, %s)").format(
                 self._staging_sql
@@ -332,32 +338,55 @@ class Loader:
         crash_point("load.part_committed")
         return rows
 
-    def _publish(self, conn: psycopg.Connection, export: ExportInfo, tag: str) -> LoadResult:
-        """Merge every staging table into the warehouse and record the export: one transaction."""
+    def _publish(
+        self, conn: psycopg.Connection, export: ExportInfo, tag: str, parquet_dir: Path, *, staged_all: bool
+    ) -> LoadResult:
+        """Merge every staging table into the warehouse and record the export: one transaction.
+
+        Unless ``staged_all``, the message tables were not staged: into a warehouse still without
+        messages they are copied straight into their tables; if another export was published since
+        the guess, they are staged now, inside this transaction, and merged like the rest.
+        """
         changed: dict[str, int] = {}
         seconds: dict[str, float] = {}
         cur = conn.cursor()
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
-        cur.execute(
-            "CREATE TEMP TABLE changed_messages (conversation_id text, message_id text, version bigint) ON COMMIT DROP"
-        )
         key = self._register_export(cur, export)
-        self._settle_media_statuses(cur, export, tag)
-        bulk_loaded: list[str] = []
-        for table in (*s.TRANSFORMED_TABLES, s.MESSAGE_SOURCES):
+        first = not staged_all and is_first_load(cur, self._schema_sql)
+        if not staged_all and not first:
+            for table in s.TRANSFORMED_TABLES:
+                if table not in STAGED_FIRST:
+                    self._create_staging(conn, table, tag)
+                    _copy_part(cur, table, self._staging_table(table, tag), sorted((parquet_dir / table.name).glob("*.parquet")))
+        merged = STAGED_FIRST if first else (*s.TRANSFORMED_TABLES, s.MESSAGE_SOURCES)
+        if not first:
+            cur.execute(
+                "CREATE TEMP TABLE changed_messages (conversation_id text, message_id text, version bigint) ON COMMIT DROP"
+            )
+            self._settle_media_statuses(cur, export, self._staging_table(s.ATTACHMENTS, tag))
+        for table in merged:
             started = time.perf_counter()
-            changed[table.name] = self._publish_table(cur, table, tag, key, bulk_loaded)
+            changed[table.name] = self._publish_table(cur, table, tag, key)
             seconds[table.name] = round(time.perf_counter() - started, 3)
-            how = "bulk-loaded" if table.name in bulk_loaded else "merged"
-            log.debug("%s %s: %d rows changed in %.2f s", how, table.name, changed[table.name], seconds[table.name])
+            log.debug("merged %s: %d rows changed in %.2f s", table.name, changed[table.name], seconds[table.name])
             crash_point("load.merged_table")
+        bulk_loaded: list[str] = []
+        if first:
+            copied = load_first(
+                cur, self._schema_sql, parquet_dir, key["export_id"],
+                lambda c, target: self._settle_media_statuses(c, export, target),
+            )
+            changed.update(copied.rows)
+            seconds.update(copied.seconds)
+            bulk_loaded = list(copied.rows)
+            log.debug("first load: %s rows in %s s", copied.rows, copied.seconds)
         cur.execute(_fill_one_to_one_names(self._schema_sql))
-        # After a bulk load the message table holds exactly this export's winning copies.
+        # After a first load the message table holds exactly this export's winning copies.
         winners = (
             _target(self, s.MESSAGES)
-            if s.MESSAGES.name in bulk_loaded
+            if first
             else sql.SQL("(SELECT DISTINCT ON (conversation_id, message_id) message_type FROM {m} ORDER BY {order})").format(
-                m=self._staging_table(s.MESSAGES, tag), order=_copy_order()
+                m=self._staging_table(s.MESSAGES, tag), order=message_order()
             )
         )
         by_type = dict(
@@ -421,15 +450,15 @@ class Loader:
         ).fetchone()
         return {"export_id": export_id, "export_date": export_date}
 
-    def _settle_media_statuses(self, cur: psycopg.Cursor, export: ExportInfo, tag: str) -> None:
-        """Staged attachments ``pending`` their media copy get its outcome, in the publishing transaction.
+    def _settle_media_statuses(self, cur: psycopg.Cursor, export: ExportInfo, attachments: sql.Composed) -> None:
+        """Attachments ``pending`` their media copy get its outcome, in the publishing transaction.
 
+        ``attachments`` is the export's staged table, or the warehouse table during a first load.
         The copy finished before the publish (its outcome lists every file not stored), so
         ``stored`` is published only for files renamed into place complete.
         """
         if export.media is None:
             return
-        staging = self._staging_table(s.ATTACHMENTS, tag)
         paths, statuses, notes = [], [], []
         for status, files in export.media.items():
             for path, note in files.items():
@@ -442,42 +471,20 @@ class Loader:
                     "UPDATE {} a SET media_status = o.status, media_note = o.note "
                     "FROM unnest(%s::text[], %s::text[], %s::text[]) AS o(path, status, note) "
                     "WHERE a.media_status = 'pending' AND a.media_path = o.path"
-                ).format(staging),
+                ).format(attachments),
                 (paths, statuses, notes),
             )
-        cur.execute(sql.SQL("UPDATE {} SET media_status = 'stored' WHERE media_status = 'pending'").format(staging))
+        cur.execute(sql.SQL("UPDATE {} SET media_status = 'stored' WHERE media_status = 'pending'").format(attachments))
 
-    def _publish_table(
-        self, cur: psycopg.Cursor, table: s.Table, tag: str, key: dict[str, object], bulk_loaded: list[str]
-    ) -> int:
-        """Merge one staged table (``message_sources``: derived from the staged messages); rows changed.
-
-        A table that is still empty is loaded by bulk instead (same rows, indexes built after);
-        child rows only when their messages were, since then every message is new.
-        """
-        target = _target(self, table)
-        if table is not s.MESSAGE_SOURCES:
-            staging = self._staging_table(table, tag)
-        elif s.MESSAGES.name in bulk_loaded:
-            staging = sql.SQL("changed_messages")  # every message of the export, and narrow
-        else:
-            staging = self._staging_table(s.MESSAGES, tag)
-        bulk = (
-            table.merge in _BULK_LOADS
-            and (table.merge != "message_child" or s.MESSAGES.name in bulk_loaded)
-            and _is_empty(cur, target)
-        )
+    def _publish_table(self, cur: psycopg.Cursor, table: s.Table, tag: str, key: dict[str, object]) -> int:
+        """Merge one staged table (``message_sources``: derived from the staged messages); rows changed."""
+        staging = self._staging_table(s.MESSAGES if table is s.MESSAGE_SOURCES else table, tag)
         count = 0
-        with _indexes_rebuilt(cur, target) if bulk else nullcontext():
-            for statement in (_BULK_LOADS if bulk else _MERGES)[table.merge](self, table, staging):
-                cur.execute(statement, key)
-                count += max(cur.rowcount, 0)
-        if bulk:
-            bulk_loaded.append(table.name)
+        for statement in _MERGES[table.merge](self, table, staging):
+            cur.execute(statement, key)
+            count += max(cur.rowcount, 0)
         if table is s.MESSAGES:
             cur.execute("ANALYZE changed_messages")
-            if bulk:
-                cur.execute(_superseded(staging))
         return count
 
     def export_consistency(self, sha256: str) -> tuple[int | None, int, int]:
@@ -528,6 +535,12 @@ class Loader:
 # -- merge statements, one builder per Table.merge kind -----------------------------------
 
 
+def _copy_part(cur: psycopg.Cursor, table: s.Table, target: sql.Composed, paths: list[Path]) -> int:
+    """COPY the Parquet parts ``paths`` of ``table`` into its staging table ``target``; rows copied."""
+    columns = table.staging_columns
+    return copy_batches(cur, target, columns, parquet_batches(paths, [c.name for c in columns]))
+
+
 def _cols(columns) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(c.name if hasattr(c, "name") else c) for c in columns)
 
@@ -536,53 +549,13 @@ def _target(loader: Loader, table: s.Table) -> sql.Composed:
     return sql.SQL("{}.{}").format(loader._schema_sql, sql.Identifier(table.name))
 
 
-_COPY_ORDER: tuple[tuple[str, str], ...] = (
-    ("{}version", "DESC"),
-    ("{}server_generated", "ASC"),
-    ("length({}content_raw)", "DESC"),
-    ("{}content_raw", "ASC"),
-    ("{}properties", "ASC"),
-    ("{}sender_name", "ASC"),
-    ("{}edited_at", "ASC"),
-    ("{}deleted_at", "ASC"),
-    ("{}sent_at", "ASC"),
-    ("{}sender_id", "ASC"),
-    ("{}message_type", "ASC"),
-    ("{}content_text", "ASC"),
-    ("{}ams_references", "ASC"),
-)
-"""Which copy of a message wins, inside one export and across exports: highest version, then a
-real copy over a server-generated one, then the longer content, then the first by every other
-column (NULLs last). A total order, so the winner is the same whatever the order in which parts
-were staged (in parallel) or exports were loaded."""
-
-
-def _copy_order(prefix: str = "") -> sql.Composed:
-    """``_COPY_ORDER`` as an ``ORDER BY`` list after the message key."""
-    return sql.SQL(", ").join(
-        [sql.SQL("conversation_id, message_id")]
-        + [sql.SQL(f"{expr.format(prefix)} {direction} NULLS LAST") for expr, direction in _COPY_ORDER]
-    )
-
-
-def _sorts_before(new: str, old: str, order: tuple[tuple[str, str], ...]) -> sql.Composed:
-    """True when the row ``new`` comes strictly before the row ``old`` in ``order`` (NULLs last)."""
-    terms = []
-    for i, (expr, direction) in enumerate(order):
-        a, b = expr.format(f"{new}."), expr.format(f"{old}.")
-        operator = ">" if direction == "DESC" else "<"
-        equal_before = [f"{e.format(new + '.')} IS NOT DISTINCT FROM {e.format(old + '.')}" for e, _ in order[:i]]
-        terms.append(" AND ".join([*equal_before, f"{a} IS NOT NULL AND ({b} IS NULL OR {a} {operator} {b})"]))
-    return sql.SQL("(" + " OR ".join(f"({term})" for term in terms) + ")")
-
-
 def _merge_message(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
     updates = sql.SQL(", ").join(
         sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n))
         for n in table.column_names
         if n not in table.primary_key
     )
-    others = [expr for expr, _ in _COPY_ORDER[1:]]
+    others = [expr for expr, _ in COPY_ORDER[1:]]
     # Most conflicts are the same copy again: one cheap comparison settles those.
     conflict = sql.SQL(
         " ON CONFLICT (conversation_id, message_id) DO UPDATE SET {} WHERE CASE "
@@ -592,7 +565,7 @@ def _merge_message(loader: Loader, table: s.Table, staging: sql.Composed) -> lis
         updates,
         sql.SQL(", ".join(e.format("t.") for e in others)),
         sql.SQL(", ".join(e.format("EXCLUDED.") for e in others)),
-        _sorts_before("EXCLUDED", "t", _COPY_ORDER[1:]),
+        sorts_before("EXCLUDED", "t", COPY_ORDER[1:]),
     )
     return [_insert_messages(loader, table, staging, conflict)]
 
@@ -604,7 +577,7 @@ def _insert_messages(loader: Loader, table: s.Table, staging: sql.Composed, conf
         "FROM {stg} ORDER BY {order}{conflict} RETURNING conversation_id, message_id, version) "
         "INSERT INTO changed_messages SELECT * FROM up"
     ).format(
-        tgt=_target(loader, table), cols=_cols(table.column_names), stg=staging, order=_copy_order(), conflict=conflict
+        tgt=_target(loader, table), cols=_cols(table.column_names), stg=staging, order=message_order(), conflict=conflict
     )
 
 
@@ -620,19 +593,8 @@ def _merge_message_child(loader: Loader, table: s.Table, staging: sql.Composed) 
             "INSERT INTO {tgt} ({cols}) SELECT DISTINCT ON ({keys}) {scols} FROM {stg} s JOIN changed_messages c "
             "ON s.conversation_id = c.conversation_id AND s.message_id = c.message_id AND s.version = c.version "
             "ORDER BY {order} ON CONFLICT DO NOTHING"
-        ).format(tgt=target, cols=_cols(names), stg=staging, **_child_selection(table)),
+        ).format(tgt=target, cols=_cols(names), stg=staging, **child_order(table)),
     ]
-
-
-def _child_selection(table: s.Table) -> dict[str, sql.Composable]:
-    """One row per key of a child table, the same one whichever order the parts were staged in."""
-    names = table.column_names
-    others = [n for n in names if n not in table.primary_key]
-
-    def columns(which) -> sql.Composable:
-        return sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in which)
-
-    return {"keys": columns(table.primary_key), "scols": columns(names), "order": columns((*table.primary_key, *others))}
 
 
 def _merge_insert_new(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
@@ -741,87 +703,6 @@ _MERGES = {
     "membership": _merge_membership,
     "provenance": _merge_provenance,
 }
-
-
-# -- bulk loads: the same result for a table that is still empty ------------------------------
-#
-# Into an empty table nothing can conflict, so the rows go in with plain INSERTs and the
-# indexes are built afterwards in one sorted pass each (see ``_indexes_rebuilt``), which is
-# about twice as fast as maintaining them row by row.
-
-
-def _bulk_message(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    return [_insert_messages(loader, table, staging, sql.SQL(""))]
-
-
-def _superseded(staging: sql.Composed) -> sql.Composed:
-    """The few staged copies of messages that lost to a higher version: their child rows are left out.
-
-    Testing child rows against this small table is much cheaper than joining every winning copy.
-    """
-    return sql.SQL(
-        "CREATE TEMP TABLE superseded ON COMMIT DROP AS SELECT s.conversation_id, s.message_id, s.version "
-        "FROM {stg} s JOIN changed_messages c USING (conversation_id, message_id) WHERE s.version < c.version"
-    ).format(stg=staging)
-
-
-def _bulk_message_child(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    return [
-        sql.SQL(
-            "INSERT INTO {tgt} ({cols}) SELECT DISTINCT ON ({keys}) {scols} FROM {stg} s WHERE NOT EXISTS "
-            "(SELECT FROM superseded x WHERE s.conversation_id = x.conversation_id "
-            "AND s.message_id = x.message_id AND s.version = x.version) "
-            "ORDER BY {order}"
-        ).format(tgt=_target(loader, table), cols=_cols(table.column_names), stg=staging, **_child_selection(table))
-    ]
-
-
-def _bulk_provenance(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    return [_insert_provenance(loader, table, staging, sql.SQL(""))]
-
-
-_BULK_LOADS = {
-    "message": _bulk_message,
-    "message_child": _bulk_message_child,
-    "provenance": _bulk_provenance,
-}
-
-
-def _is_empty(cur: psycopg.Cursor, target: sql.Composed) -> bool:
-    return cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(target)).fetchone()[0]
-
-
-@contextmanager
-def _indexes_rebuilt(cur: psycopg.Cursor, target: sql.Composed) -> Iterator[None]:
-    """Drop the table's primary key and indexes, and build them again when the block ends.
-
-    Inside the publishing transaction: readers never see the table without them (they
-    wait for the commit, which only happens for a table that was empty).
-    """
-    indexes = cur.execute(
-        "SELECT pg_get_indexdef(i.indexrelid), i.indexrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid) "
-        "FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid "
-        "WHERE i.indrelid = %s::regclass ORDER BY c.conname NULLS LAST",
-        (target.as_string(cur.connection),),
-    ).fetchall()
-    for _, index, constraint, _ in indexes:
-        if constraint:
-            cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(target, sql.Identifier(constraint)))
-        else:
-            cur.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(index)))
-    # A table emptied in this transaction gets new files: with wal_level = minimal (the
-    # embedded server) its rows and indexes are written without WAL and synced at commit.
-    cur.execute(sql.SQL("TRUNCATE {}").format(target))
-    yield
-    for definition, _, constraint, constraint_definition in indexes:
-        if constraint:
-            cur.execute(
-                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-                    target, sql.Identifier(constraint), sql.SQL(constraint_definition)
-                )
-            )
-        else:
-            cur.execute(sql.SQL(definition))
 
 
 def _fill_one_to_one_names(schema_sql: sql.Identifier) -> sql.Composed:
