@@ -29,10 +29,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from . import schema as s
 from .binary_copy import copy_batches, parquet_batches
+from .connect import _connect, _retrying, export_lock
 from .copy_order import COPY_ORDER, child_order, message_order, sorts_before
 from .errors import EtlError
 from .faults import crash_point
@@ -41,7 +41,6 @@ from .first_load import FIRST_LOAD_TABLES, is_first_load, load_first
 log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 0x736B797065  # "skype": one advisory lock id for schema changes
 _PUBLISH_LOCK = 0x736B797066  # publishes run one at a time: no deadlocks between exports
-CONNECT_WAIT = 15.0
 STAGE_CONNECTIONS = 2
 STAGED_FIRST: tuple[s.Table, ...] = tuple(t for t in s.TRANSFORMED_TABLES if t not in FIRST_LOAD_TABLES)
 """Tables staged even for a first load: small ones whose merges keep the best value across exports."""
@@ -201,8 +200,7 @@ class Loader:
 
     def _load_once(self, parquet_dir: Path, export: ExportInfo) -> LoadResult:
         tag = f"{export.sha256[:12]}_{export.transform_id[:8]}"
-        with self.connect(autocommit=True) as lock_conn:
-            lock_conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (_export_lock_key(export.sha256),))
+        with export_lock(self.database_url, export.sha256) as lock_conn:
             crash_point("load.locked")
             published = self._published(lock_conn, export)
             if published is not None:
@@ -723,62 +721,3 @@ def _fill_one_to_one_names(schema_sql: sql.Identifier) -> sql.Composed:
 def export_id_of(sha256: str) -> int:
     """The export's short id: its sha256's first 15 hex digits (60 bits), whatever the load order."""
     return int(sha256[:15], 16)
-
-
-def _export_lock_key(sha256: str) -> str:
-    return f"skype-etl:export:{sha256}"
-
-
-_TRANSIENT_STATES = {"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"}
-
-
-def _is_transient(error: BaseException) -> bool:
-    """Errors worth retrying: lost connections, restarts, serialization failures, deadlocks."""
-    if isinstance(error, DatabaseError):
-        return False
-    if isinstance(error, psycopg.Error):
-        return error.sqlstate in _TRANSIENT_STATES or (
-            isinstance(error, psycopg.OperationalError) and error.sqlstate is None
-        )
-    return False
-
-
-def _retrying(operation):
-    """Run ``operation``, retrying transient database errors with exponential backoff for 90 s."""
-    for attempt in Retrying(
-        retry=retry_if_exception(_is_transient),
-        wait=wait_exponential(multiplier=0.5, max=8),
-        stop=stop_after_delay(90),
-        reraise=True,
-        before_sleep=lambda state: log.warning(
-            "transient database error, retrying (%s): %s", state.attempt_number, _first_line(state.outcome.exception())
-        ),
-    ):
-        with attempt:
-            return operation()
-    raise AssertionError("unreachable")
-
-
-def _first_line(error: BaseException | None) -> str:
-    return str(error).strip().splitlines()[0] if error and str(error).strip() else type(error).__name__
-
-
-def _connect(url: str, autocommit: bool) -> psycopg.Connection:
-    """Connect, waiting a little for a server that is starting; fail clearly (no password) otherwise."""
-    from .database import redact_url, scrub_secret
-
-    deadline = time.monotonic() + CONNECT_WAIT
-    while True:
-        try:
-            return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
-        except psycopg.Error as e:
-            message = str(e)
-            starting = any(
-                hint in message
-                for hint in ("starting up", "shutting down", "Connection refused", "No such file or directory")
-            )
-            if starting and time.monotonic() < deadline:
-                time.sleep(0.5)
-                continue
-            reason = scrub_secret(_first_line(e), url)
-            raise DatabaseError(f"cannot connect to {redact_url(url)}: {reason}") from None

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import durable
 from .extractor import Extractor
 from .faults import crash_point
 from .media import MediaReport, copy_media, count_media, media_limits, read_report, write_report
@@ -245,10 +246,10 @@ class ETLPipeline:
         )
         work_dir = transformer.work_dir
         crash_point("transform.before_manifest")
-        (work_dir / MANIFEST).write_text(json.dumps(handle.to_json(), indent=1))
+        durable.write_atomic(work_dir / MANIFEST, json.dumps(handle.to_json(), indent=1))
         crash_point("transform.before_rename")
         shutil.rmtree(out_dir, ignore_errors=True)
-        work_dir.replace(out_dir)
+        durable.replace(work_dir, out_dir)
         return handle
 
     def load(self, transformed: TransformedHandle) -> tuple[LoadResult, PhaseStats]:

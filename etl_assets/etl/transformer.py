@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import schema
+from . import durable, schema
 from .extractor import ConversationRecord, Extractor, MessageRecord
 from .faults import crash_point
 from .media import media_index
@@ -305,12 +304,11 @@ def _close_sinks(sinks: dict[str, TableSink]) -> dict[str, int]:
 
 
 def _write_marker(work_dir: Path, part: str, content: dict) -> None:
-    """Write a part's marker atomically (rename), after its files are complete."""
+    """Write a part's marker atomically and durably, after its files are complete and synced."""
     directory = work_dir / PARTS_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{part}.json.tmp"
-    tmp.write_text(json.dumps(content))
-    os.replace(tmp, directory / f"{part}.json")
+    durable.sync_files(sorted(work_dir.glob(f"*/{part}.parquet")))
+    durable.write_atomic(directory / f"{part}.json", json.dumps(content))
 
 
 def _read_marker(work_dir: Path, part: str) -> dict | None:
