@@ -1,7 +1,7 @@
 """The ``skype-etl`` command: load exports, run the demo, start the Dagster UI.
 
-Exit codes of ``load``: 0 success, 2 unusable input (one line on stderr naming the
-file and the reason), 1 any other failure.
+Exit codes of ``load``: 0 success, 2 unusable input or setting (one line on stderr
+naming the file or setting and the reason), 1 any other failure.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import click
 
 from .etl import secrets
 from .etl.errors import EtlError, InvalidExportError
+from .etl.identifiers import InvalidSettingError, check_schema_name
 from .settings import Settings
 
 EXIT_BAD_INPUT = 2
@@ -53,12 +54,23 @@ def _one_line_errors(command: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except InvalidExportError as e:
+        except (InvalidExportError, InvalidSettingError) as e:
             _fail(e, EXIT_BAD_INPUT)
         except Exception as e:  # noqa: BLE001 - a traceback could show a password
             _fail(e)
 
     return wrapper
+
+
+def _checked_schema(schema: str) -> str:
+    """The ``--schema`` value if the warehouse and its staging schema can be named by it, else exit 2."""
+    source = click.get_current_context().get_parameter_source("schema")
+    setting = "ETL_SCHEMA" if source == click.core.ParameterSource.ENVIRONMENT else "--schema"
+    try:
+        return check_schema_name(schema, setting)
+    except InvalidSettingError as e:
+        _fail(e, EXIT_BAD_INPUT)
+        raise  # unreachable: _fail exits
 
 
 def _checked_database_url(url: str | None) -> None:
@@ -91,6 +103,7 @@ def load(
     from .etl.pipeline import ETLPipeline
 
     settings = Settings.from_env()
+    schema = _checked_schema(schema)
     _checked_database_url(database_url)
     try:
         url = resolve_database_url(database_url, home=settings.home)
@@ -160,6 +173,40 @@ def _merged_phases(results) -> dict[str, dict]:
         m["messages_per_second"] = round(m["messages"] / seconds, 1) if seconds else 0.0
         m["duration_seconds"] = round(seconds, 3)
     return merged
+
+
+@main.command()
+@click.option("--database-url", envvar="ETL_DATABASE_URL", help="PostgreSQL URL (default: the embedded server).")
+@click.option("--schema", envvar="ETL_SCHEMA", default="skype", show_default=True, help="Warehouse schema.")
+@click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--min-age", "min_age", type=click.FloatRange(min=0), default=None,
+              help="Seconds a leftover must be untouched before it is removed (default 3600).")
+@_one_line_errors
+def gc(database_url: str | None, schema: str, dry_run: bool, as_json: bool, min_age: float | None) -> None:
+    """Remove leftovers of interrupted runs and artifacts no published export needs.
+
+    Never touches what a running load or transform uses (it takes the same locks).
+    """
+    from .etl.database import resolve_database_url
+    from .etl.gc import DEFAULT_MIN_AGE_SECONDS, collect_garbage
+
+    settings = Settings.from_env()
+    _checked_database_url(database_url)
+    url = resolve_database_url(database_url, home=settings.home)
+    report = collect_garbage(
+        settings.artifacts, url, schema, dry_run=dry_run,
+        min_age_seconds=DEFAULT_MIN_AGE_SECONDS if min_age is None else min_age,
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+        return
+    verb = "would remove" if dry_run else "removed"
+    for item in report.removed:
+        click.echo(f"{verb} {item.kind} {item.target} ({item.bytes} bytes): {item.reason}")
+    for item in report.kept:
+        click.echo(f"kept {item.kind} {item.target}: {item.reason}")
+    click.echo(f"{len(report.removed)} {verb}, {report.bytes_freed} bytes; {len(report.kept)} kept in use")
 
 
 @main.command()

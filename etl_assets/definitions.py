@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from .defs.assets import export_media, inbox_export, raw_export, skype_analytics, skype_tables, transformed_export
+from .defs.gc import collect_garbage_job, gc_schedule
 from .defs.resources import resources_from_settings
 from .defs.sensors import load_skype_export, new_export_sensor
 from .etl.private import private_directory, restrict_new_files
@@ -18,8 +19,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     private_directory(settings.home)
     return dg.Definitions(
         assets=[inbox_export, raw_export, transformed_export, export_media, skype_tables, skype_analytics],
-        jobs=[load_skype_export],
+        jobs=[load_skype_export, collect_garbage_job],
         sensors=[new_export_sensor],
+        schedules=[gc_schedule],
         resources=resources_from_settings(settings),
     )
 

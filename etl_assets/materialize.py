@@ -8,7 +8,8 @@ import dagster as dg
 
 from .definitions import build_definitions
 from .defs.partitions import partition_key_for, skype_exports
-from .etl.extractor import Extractor
+from .etl.errors import InvalidExportError
+from .etl.fingerprint import content_fingerprint
 from .settings import Settings
 
 
@@ -17,8 +18,11 @@ def materialize_export(
 ) -> tuple[str, dg.ExecuteInProcessResult]:
     """Add the export's partition and run ``load_skype_export`` for it; returns the key and result."""
     path = Path(path)
-    sha, _ = Extractor(path).sha256()
-    key = partition_key_for(path.name, sha)
+    try:
+        fingerprint = content_fingerprint(path).digest
+    except OSError as e:
+        raise InvalidExportError(path, f"cannot be read ({e.strerror})") from None
+    key = partition_key_for(path.name, fingerprint)
     instance.add_dynamic_partitions(skype_exports.name, [key])
     run_config: dict = {"ops": {"raw_export": {"config": {"path": str(path)}}}}
     if quiet:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from psycopg import sql
 
-from etl_assets.defs.partitions import partition_key_for
+from etl_assets.defs.assets import raw_export
+from etl_assets.defs.partitions import partition_key_for, skype_exports
+from etl_assets.defs.resources import resources_from_settings
 from etl_assets.definitions import build_definitions
 from etl_assets.materialize import materialize_export
 from etl_assets.etl import schema as s
+from etl_assets.etl.extractor import Extractor
+from etl_assets.etl.fingerprint import content_fingerprint
 from etl_assets.etl.loader import Loader
+from etl_assets.etl.samples import generate_export
 
 from .helpers import settings_for_test
 
@@ -84,7 +90,9 @@ def test_whole_graph_materializes_with_counts_equal_to_truth(tmp_path: Path, dat
         assert (total, conversations) == (small_export.messages, small_export.conversations)
         handle = json.loads((Path(settings.handles_url) / "transformed_export" / f"{key}.json").read_text())
         assert handle["type"] == "TransformedHandle"
-        assert handle["value"]["sha256"].startswith(key.rsplit("-", 1)[1])
+        assert key.rsplit("-", 1)[1] == content_fingerprint(small_export.path).digest[:12]
+        assert handle["value"]["sha256"] == raw["sha256"].value == Extractor(small_export.path).sha256()[0]
+        assert raw["fingerprint"].value.startswith(key.rsplit("-", 1)[1])
 
 
 def test_bad_input_fails_the_raw_asset_with_the_reason(tmp_path: Path, database_url: str, schema: str) -> None:
@@ -104,8 +112,60 @@ def test_bad_input_fails_the_raw_asset_with_the_reason(tmp_path: Path, database_
 
 
 def test_partition_keys_are_stable_and_safe() -> None:
-    sha = "0123456789abcdef" * 4
-    key = partition_key_for("8_live_Jane Doe's export (2).TAR.gz", sha)
-    assert key == "8_live_jane_doe_s_export_2-01234567"
-    assert partition_key_for("8_live_Jane Doe's export (2).TAR.gz", sha) == key
-    assert partition_key_for("../../etc/passwd", sha) == "passwd-01234567"
+    fingerprint = "0123456789abcdef" * 4
+    key = partition_key_for("8_live_Jane Doe's export (2).TAR.gz", fingerprint)
+    assert key == "8_live_jane_doe_s_export_2-0123456789ab"
+    assert partition_key_for("8_live_Jane Doe's export (2).TAR.gz", fingerprint) == key
+    assert partition_key_for("../../etc/passwd", fingerprint) == "passwd-0123456789ab"
+
+
+def test_a_file_replaced_after_its_partition_was_made_fails_raw_export_naming_both_ids(
+    tmp_path: Path, database_url: str, schema: str, small_export
+) -> None:
+    settings = settings_for_test(tmp_path, database_url, schema)
+    path = tmp_path / "8_live_me_export.tar"
+    shutil.copy(small_export.path, path)
+    key = partition_key_for(path.name, content_fingerprint(path).digest)  # what the sensor saw
+    other = generate_export(tmp_path / "other.tar", messages=200, seed=5)
+    shutil.copy(other.path, path)  # then the file was replaced
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(skype_exports.name, [key])
+        result = dg.materialize(
+            [raw_export],
+            partition_key=key,
+            instance=instance,
+            resources=resources_from_settings(settings),
+            run_config={"ops": {"raw_export": {"config": {"path": str(path)}}}},
+            raise_on_error=False,
+        )
+        assert not result.success
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        description = failure.step_failure_data.user_failure_data.description
+        assert str(path) in description
+        assert key.rsplit("-", 1)[1] in description
+        assert content_fingerprint(other.path).digest[:12] in description
+        assert Extractor(other.path).sha256()[0] in description
+        assert not result.get_asset_materialization_events()
+
+
+def test_a_partition_without_a_path_finds_its_file_in_the_inbox_then_in_the_raw_store(
+    tmp_path: Path, database_url: str, schema: str, small_export
+) -> None:
+    settings = settings_for_test(tmp_path, database_url, schema)
+    settings.inbox.mkdir(parents=True)
+    path = settings.inbox / "8_live_me_export.tar"
+    shutil.copy(small_export.path, path)
+    (settings.inbox / "8_live_me_export.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # same stem, other content
+    key = partition_key_for(path.name, content_fingerprint(path).digest)
+    sha = Extractor(path).sha256()[0]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(skype_exports.name, [key])
+        for expected in (path.name, f"{sha}.tar"):  # the second time only the raw store has it
+            result = dg.materialize(
+                [raw_export], partition_key=key, instance=instance, resources=resources_from_settings(settings)
+            )
+            assert result.success
+            (event,) = result.get_asset_materialization_events()
+            assert event.materialization.metadata["file_name"].value == expected
+            assert event.materialization.metadata["sha256"].value == sha
+            path.unlink(missing_ok=True)

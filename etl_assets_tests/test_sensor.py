@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import dagster as dg
 
-from etl_assets.defs.partitions import skype_exports
+from etl_assets.defs.partitions import partition_key_for, skype_exports
 from etl_assets.defs.resources import PipelineSettings
 from etl_assets.defs.sensors import new_export_sensor
+from etl_assets.etl.fingerprint import content_fingerprint
 from etl_assets.etl.samples import generate_export
 
 
@@ -76,3 +78,46 @@ def test_non_export_files_are_ignored(tmp_path: Path) -> None:
     with dg.instance_for_test() as instance:
         first = _tick(instance, inbox, None)
         assert _tick(instance, inbox, first.cursor).run_requests == []
+
+
+def _bytes_read_by_this_process() -> int:
+    """Bytes this process has read through system calls so far (Linux ``/proc/self/io``)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def test_many_and_huge_files_at_once_are_taken_in_over_ticks_within_the_read_budget(tmp_path: Path, small_export) -> None:
+    """30 MiB-sized exports and a 4 GiB one arrive together; no tick reads more than its budget."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    head = small_export.path.read_bytes()
+    for i in range(30):  # distinct content: a real export followed by 3 MiB of this file's own bytes
+        (inbox / f"8_live_user{i:02d}_export.tar").write_bytes(head + os.urandom(3 << 20))
+    huge = inbox / "8_live_huge_export.tar"
+    shutil.copy(small_export.path, huge)
+    os.truncate(huge, 4 << 30)  # sparse: 4 GiB that a whole-file hash would have to read
+    budget = 8 << 20
+    settings = PipelineSettings(artifacts_dir=str(tmp_path / "artifacts"), inbox_dir=str(inbox), sensor_bytes_per_tick=budget)
+    requested: dict[str, str] = {}
+    cursor = None
+    ticks = 0
+    with dg.instance_for_test() as instance:
+        while len(requested) < 31:
+            ticks += 1
+            assert ticks <= 12, f"only {len(requested)} of 31 exports requested after {ticks - 1} ticks"
+            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"pipeline_settings": settings})
+            before = _bytes_read_by_this_process()
+            result = new_export_sensor(context)
+            read = _bytes_read_by_this_process() - before
+            assert read <= budget + (64 << 10), f"tick {ticks} read {read} bytes"
+            assert len(result.run_requests) <= budget // (2 << 20)
+            for request in result.run_requests:
+                path = request.run_config["ops"]["raw_export"]["config"]["path"]
+                assert path not in requested.values()
+                requested[request.partition_key] = path
+            cursor = result.cursor
+    assert sorted(requested.values()) == sorted(str(p) for p in inbox.iterdir())
+    assert requested[partition_key_for(huge.name, content_fingerprint(huge).digest)] == str(huge)
+    assert ticks >= 1 + 31 * 2 // 8  # the first tick only looks; then 4 files a tick

@@ -22,7 +22,7 @@ import pytest
 
 from etl_assets.defs.instance import ensure_instance
 from etl_assets.defs.partitions import partition_key_for
-from etl_assets.etl.extractor import Extractor
+from etl_assets.etl.fingerprint import content_fingerprint
 from etl_assets.etl.loader import Loader
 
 from .helpers import drop_schema, settings_for_test
@@ -102,8 +102,7 @@ def test_webserver_runs_an_export_launched_through_graphql(dagster_dev, database
     repo = repos["repositoriesOrError"]["nodes"][0]
     selector = {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"]}
 
-    sha, _ = Extractor(small_export.path).sha256()
-    key = partition_key_for(small_export.path.name, sha)
+    key = partition_key_for(small_export.path.name, content_fingerprint(small_export.path).digest)
     added = _graphql(
         base,
         """mutation($selector: RepositorySelector!, $key: String!) {
@@ -148,8 +147,7 @@ def test_the_ui_shows_lineage_partitions_columns_and_phase_statistics(dagster_de
     from playwright.sync_api import sync_playwright
 
     base, _, _, _ = dagster_dev
-    sha, _ = Extractor(small_export.path).sha256()
-    key = partition_key_for(small_export.path.name, sha)
+    key = partition_key_for(small_export.path.name, content_fingerprint(small_export.path).digest)
     pages = {
         "/assets/raw_export?view=lineage&lineageScope=upstream": ["skype_export", "raw_export", "1 partition"],
         "/assets/raw_export?view=partitions": [key],

@@ -13,11 +13,11 @@ from pydantic import Field
 
 from ..etl import schema as s
 from ..etl.errors import InvalidExportError, MemoryLimitExceeded
-from ..etl.extractor import Extractor
+from ..etl.fingerprint import content_fingerprint
 from ..etl.pipeline import RawHandle, TransformedHandle
 from ..etl.transformer import TRANSFORM_VERSION
 from .metadata import phase_metadata, table_spec_metadata
-from .partitions import EXPORT_SUFFIXES, export_stem, sha_prefix, skype_exports
+from .partitions import EXPORT_SUFFIXES, export_stem, key_id, skype_exports
 from .resources import PipelineSettings, PostgresResource
 
 EXPORT_GROUP = "export"
@@ -42,27 +42,46 @@ class RawExportConfig(dg.Config):
 
 
 def locate_export(partition_key: str, settings: PipelineSettings) -> Path:
-    """Find the file of a partition: in the inbox by name and hash, else in the raw store."""
-    prefix = sha_prefix(partition_key)
-    stem = partition_key[: -len(prefix) - 1]
+    """Find the file of a partition by name and fingerprint: in the inbox, else in the raw store."""
+    wanted = key_id(partition_key)
+    stem = partition_key[: -len(wanted) - 1]
     inbox = Path(settings.inbox_dir)
-    if inbox.is_dir():
-        for candidate in sorted(inbox.iterdir()):
-            if candidate.is_file() and candidate.name.lower().endswith(EXPORT_SUFFIXES):
-                if export_stem(candidate.name) == stem:
-                    try:
-                        sha, _ = Extractor(candidate).sha256()
-                    except InvalidExportError:
-                        continue
-                    if sha.startswith(prefix):
-                        return candidate
-    stored = sorted((Path(settings.artifacts_dir) / "raw").glob(f"{prefix}*"))
-    if stored:
-        return stored[0]
+    candidates = [
+        p for p in (sorted(inbox.iterdir()) if inbox.is_dir() else [])
+        if p.is_file() and p.name.lower().endswith(EXPORT_SUFFIXES) and export_stem(p.name) == stem
+    ]
+    candidates += sorted(p for p in (Path(settings.artifacts_dir) / "raw").glob("*.*") if not p.name.startswith("."))
+    for candidate in candidates:
+        try:
+            if content_fingerprint(candidate).digest.startswith(wanted):
+                return candidate
+        except OSError:
+            continue
     raise dg.Failure(
         description=f"no export file for partition {partition_key} in {inbox} or the raw store",
         allow_retries=False,
     )
+
+
+def check_content_matches_key(partition_key: str, source: Path, raw: RawHandle) -> str:
+    """The fingerprint of the bytes just copied (and hashed); fails if it is not the key's.
+
+    The copy in the raw store is exactly what was hashed, so its fingerprint says what
+    this run read, even if ``source`` changed again since.
+    """
+    wanted = key_id(partition_key)
+    found = content_fingerprint(raw.path).digest
+    if not found.startswith(wanted):
+        raise dg.Failure(
+            description=(
+                f"{source}: the file's content is not the one partition {partition_key} was made for: "
+                f"the partition expects fingerprint {wanted}, the file now has fingerprint {found[:len(wanted)]} "
+                f"(sha256 {raw.sha256}); it was replaced after the sensor saw it. "
+                "The sensor adds a partition for the new content; load that one."
+            ),
+            allow_retries=False,
+        )
+    return found
 
 
 def _fail_on_bad_input(error: Exception) -> dg.Failure:
@@ -85,13 +104,18 @@ def raw_export(
     pipeline_settings: PipelineSettings,
     postgres: PostgresResource,
 ) -> dg.Output[RawHandle]:
-    """The export validated end to end and copied into the content-addressed raw store."""
+    """The export validated end to end and copied into the content-addressed raw store.
+
+    Its sha256 comes from the read that copies it; the copy must have the fingerprint
+    the partition key was made from.
+    """
     path = Path(config.path) if config.path else locate_export(context.partition_key, pipeline_settings)
     pipeline = pipeline_settings.pipeline(postgres, context.run.run_id)
     try:
         raw, stats = pipeline.extract(path, file_name=path.name)
     except (InvalidExportError, MemoryLimitExceeded) as e:
         raise _fail_on_bad_input(e) from None
+    fingerprint = check_content_matches_key(context.partition_key, path, raw)
     pipeline.record_stats(raw.sha256, [stats])
     return dg.Output(
         raw,
@@ -99,6 +123,7 @@ def raw_export(
         metadata={
             **phase_metadata(stats),
             "sha256": raw.sha256,
+            "fingerprint": fingerprint,
             "file_name": raw.file_name,
             "container": raw.container,
             "user_id": raw.user_id or "",

@@ -2,6 +2,8 @@
 
 Runs, sensor cursors and event logs live in schema ``dagster`` of the warehouse
 database (embedded by default), so they survive restarts and nothing uses SQLite.
+Run monitoring and run retries are on, so a run whose worker was killed ends failed
+and is started again by the daemon.
 The URL reaches Dagster through ``DAGSTER_POSTGRES_URL``; the file never holds it.
 """
 
@@ -29,6 +31,21 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     max_concurrent_runs: 2
+# The daemon fails runs stuck starting or canceling (a worker that never came up or
+# never went down). The default launcher cannot resume a run in a new worker.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 30
+# A run whose worker died is started again (from the failed steps; the pipeline resumes
+# from its checkpoints). A step that failed on bad data is not: assets retry transient
+# errors themselves, and unusable input fails for good.
+run_retries:
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
 telemetry:
   enabled: false
 """

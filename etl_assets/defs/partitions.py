@@ -1,4 +1,8 @@
-"""One dynamic partition per export file: ``<safe file name>-<first 8 hex of sha256>``."""
+"""One dynamic partition per export file: ``<safe file name>-<first 12 hex of its fingerprint>``.
+
+The id is the content fingerprint (``etl/fingerprint.py``), which the inbox sensor can
+afford for any file size; ``raw_export`` checks it against the bytes it copies.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +27,14 @@ def export_stem(file_name: str) -> str:
     return _UNSAFE.sub("_", name).strip("_")[:48] or "export"
 
 
-def partition_key_for(file_name: str, sha256: str) -> str:
+KEY_ID_LENGTH = 12
+
+
+def partition_key_for(file_name: str, fingerprint: str) -> str:
     """Stable, URL- and path-safe key: same name and content give the same key."""
-    return f"{export_stem(file_name)}-{sha256[:8]}"
+    return f"{export_stem(file_name)}-{fingerprint[:KEY_ID_LENGTH]}"
 
 
-def sha_prefix(partition_key: str) -> str:
+def key_id(partition_key: str) -> str:
+    """The fingerprint prefix a partition key ends with."""
     return partition_key.rsplit("-", 1)[-1]

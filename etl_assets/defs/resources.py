@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..etl import secrets
 from ..etl.database import resolve_database_url
+from ..etl.identifiers import check_schema_name
 from ..etl.pipeline import ETLPipeline
 from ..etl.schema import DEFAULT_TEXT_SEARCH_CONFIG
 from ..etl.transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES
@@ -23,12 +24,21 @@ class PostgresResource(dg.ConfigurableResource):
     schema_name: str = Field(default="skype", description="Warehouse schema.")
     home: str = Field(default=".etl_home", description="ETL_HOME of the embedded server.")
 
+    @field_validator("schema_name")
+    @classmethod
+    def _schema_fits_with_its_staging_schema(cls, value: str) -> str:
+        """Refuse a name whose ``_staging`` schema PostgreSQL would truncate (ETL_SCHEMA sets it)."""
+        return check_schema_name(value, "ETL_SCHEMA (postgres resource schema_name)")
+
     def url(self) -> str:
         return resolve_database_url(self.database_url, home=self.home)
 
     def display_url(self) -> str:
         """The URL without any secret, for metadata and logs."""
         return secrets.redact(self.url())
+
+
+DEFAULT_SENSOR_BYTES_PER_TICK = 256 << 20  # 128 files a tick; a few seconds even on a slow disk
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -44,6 +54,10 @@ class PipelineSettings(dg.ConfigurableResource):
     text_search_config: str = Field(default=DEFAULT_TEXT_SEARCH_CONFIG, description="Text search configuration of content_tsv.")
     media_max_file_bytes: int | None = Field(default=None, description="Largest media file copied (default 512 MiB).")
     media_max_total_bytes: int | None = Field(default=None, description="Media bytes copied per export (default: free disk minus a margin).")
+    sensor_bytes_per_tick: int = Field(
+        default=DEFAULT_SENSOR_BYTES_PER_TICK,
+        description="Most bytes the inbox sensor reads in one tick to fingerprint new files (2 MiB per file at most).",
+    )
 
     def pipeline(self, postgres: PostgresResource, run_id: str) -> ETLPipeline:
         return ETLPipeline(
@@ -74,6 +88,7 @@ def resources_from_settings(settings: Settings) -> dict[str, object]:
     """
     from .io_managers import HandleIOManager
 
+    check_schema_name(settings.schema, "ETL_SCHEMA")
     if settings.database_url and os.environ.get(DATABASE_URL_ENV) != settings.database_url:
         os.environ[DATABASE_URL_ENV] = settings.database_url
     return {

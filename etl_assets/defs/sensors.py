@@ -1,20 +1,25 @@
 """``new_export_sensor``: a file in the inbox becomes a partition and a run, once it stops growing.
 
-The cursor remembers, per file, the size and modification time seen last tick, and
-the sha256 of every export already requested. A file is ready when two ticks see the
-same size and time. Content already requested (under any name) starts nothing;
-changed content is a new partition.
+The cursor remembers, per file, its size, modification time (ns), inode and device as
+seen last tick, and the fingerprint of every export already requested. A file is ready
+when two ticks see it unchanged. Then it is fingerprinted (its size and first and last
+MiB, ``etl/fingerprint.py``): never the whole file, and no more than
+``PipelineSettings.sensor_bytes_per_tick`` bytes in one tick, so any amount of data
+arriving at once is taken in over several ticks, each well within the sensor's time
+limit. Content already requested (under any name) starts nothing; changed content is a
+new partition. The full sha256 is computed by ``raw_export``, on the read that copies
+the file.
 """
 
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
-from ..etl.errors import InvalidExportError
-from ..etl.extractor import Extractor
+from ..etl.fingerprint import content_fingerprint, read_cost
 from .assets import export_media, inbox_export, raw_export, skype_tables, transformed_export
 from .partitions import EXPORT_SUFFIXES, partition_key_for, skype_exports
 from .resources import PipelineSettings
@@ -30,15 +35,18 @@ load_skype_export = dg.define_asset_job(
 class InboxCursor:
     """What the sensor knows between ticks."""
 
-    pending: dict[str, list] = field(default_factory=dict)  # path -> [size, mtime(, sha256 once hashed)]
-    requested: dict[str, str] = field(default_factory=dict)  # sha256 -> partition key
+    # path -> {"stat": [size, mtime_ns, inode, device], "fingerprint": hex once read}
+    pending: dict[str, dict] = field(default_factory=dict)
+    requested: dict[str, str] = field(default_factory=dict)  # fingerprint -> partition key
 
     @classmethod
     def parse(cls, text: str | None) -> "InboxCursor":
         if not text:
             return cls()
         data = json.loads(text)
-        return cls(pending=data.get("pending", {}), requested=data.get("requested", {}))
+        # Entries of older cursors (lists) are looked at again, as files seen for the first time.
+        pending = {p: v for p, v in data.get("pending", {}).items() if isinstance(v, dict)}
+        return cls(pending=pending, requested=data.get("requested", {}))
 
     def dump(self) -> str:
         return json.dumps({"pending": self.pending, "requested": self.requested}, sort_keys=True)
@@ -52,6 +60,11 @@ def inbox_files(inbox: Path) -> list[Path]:
     )
 
 
+def file_identity(stat: os.stat_result) -> list[int]:
+    """What must stay the same between two ticks for a file to count as complete."""
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev]
+
+
 @dg.sensor(
     job=load_skype_export,
     minimum_interval_seconds=15,
@@ -60,34 +73,46 @@ def inbox_files(inbox: Path) -> list[Path]:
 )
 def new_export_sensor(context: dg.SensorEvaluationContext, pipeline_settings: PipelineSettings) -> dg.SensorResult:
     cursor = InboxCursor.parse(context.cursor)
-    next_pending: dict[str, list] = {}
+    next_pending: dict[str, dict] = {}
     run_requests: list[dg.RunRequest] = []
     new_keys: list[str] = []
     observations: list[dg.AssetObservation] = []
+    budget = pipeline_settings.sensor_bytes_per_tick
+    spent = deferred = 0
     for path in inbox_files(Path(pipeline_settings.inbox_dir)):
         try:
-            stat = path.stat()
+            identity = file_identity(path.stat())
         except FileNotFoundError:
             continue
-        seen = [stat.st_size, stat.st_mtime]
         before = cursor.pending.get(str(path))
-        if before is None or before[:2] != seen:
-            next_pending[str(path)] = seen  # new or still growing: look again next tick
+        if before is None or before.get("stat") != identity:
+            next_pending[str(path)] = {"stat": identity}  # new or still changing: look again next tick
             continue
-        if len(before) > 2:
-            next_pending[str(path)] = before  # unchanged since it was hashed
+        if "fingerprint" in before:
+            next_pending[str(path)] = before  # unchanged since it was fingerprinted
+            continue
+        if spent and spent + read_cost(identity[0]) > budget:
+            next_pending[str(path)] = before  # this tick's reading is spent: next tick
+            deferred += 1
             continue
         try:
-            sha, _ = Extractor(path).sha256()
-        except InvalidExportError as e:
-            context.log.warning(f"skipping {path.name}: {e.reason}")
-            next_pending[str(path)] = seen
+            seen = content_fingerprint(path)
+            after = file_identity(path.stat())
+        except OSError as e:
+            context.log.warning(f"skipping {path.name} for now: cannot be read ({e.strerror})")
             continue
-        next_pending[str(path)] = [*seen, sha]
-        if sha in cursor.requested:
+        spent += seen.bytes_read
+        if after != identity:
+            next_pending[str(path)] = {"stat": after}  # changed while it was read
             continue
-        key = partition_key_for(path.name, sha)
-        cursor.requested[sha] = key
+        next_pending[str(path)] = {"stat": identity, "fingerprint": seen.digest}
+        if seen.size == 0 or seen.container == "unknown":
+            context.log.warning(f"skipping {path.name}: not a Skype export (.tar, .tar.gz, .zip or messages.json)")
+            continue
+        if seen.digest in cursor.requested:
+            continue
+        key = partition_key_for(path.name, seen.digest)
+        cursor.requested[seen.digest] = key
         new_keys.append(key)
         run_requests.append(
             dg.RunRequest(
@@ -101,9 +126,11 @@ def new_export_sensor(context: dg.SensorEvaluationContext, pipeline_settings: Pi
             dg.AssetObservation(
                 asset_key=inbox_export.key,
                 partition=key,
-                metadata={"path": str(path), "bytes": stat.st_size, "sha256": sha},
+                metadata={"path": str(path), "bytes": seen.size, "fingerprint": seen.digest},
             )
         )
+    if deferred:
+        context.log.info(f"read {spent} bytes this tick; {deferred} file(s) left for the next ticks")
     cursor.pending = next_pending
     return dg.SensorResult(
         run_requests=run_requests,
