@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from etl_assets.etl.samples import generate_export
@@ -79,3 +85,51 @@ def test_stop_stops_the_embedded_server(tmp_path: Path) -> None:
     assert done.returncode == 0 and "Stopped" in done.stdout
     assert not (embedded_pgdata(home) / "postmaster.pid").exists()
     assert "No embedded PostgreSQL" in run_cli("stop", home=home).stdout
+
+
+def _wait_for(pattern: str, root: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not list(root.glob(pattern)):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{pattern} never appeared under {root}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("how", ["replaced", "rewritten_in_place"])
+def test_a_file_changed_after_it_was_hashed_is_not_loaded_and_the_real_file_loads_later(
+    database_url: str, schema: str, tmp_path: Path, how: str
+) -> None:
+    """The bytes hashed are the bytes loaded: a change between the hash and the reads fails the load (exit 2)."""
+    path = tmp_path / "download.tar"
+    first = generate_export(path, messages=3000, seed=31)
+    second = generate_export(tmp_path / "finished.tar", messages=3500, seed=32)
+    home = tmp_path / "home"
+    args = ["load", str(path), "--database-url", database_url, "--schema", schema, "--json"]
+    env = {**os.environ, "ETL_HOME": str(home), "ETL_PAUSE_AT": "transform.scan_marked:5", "ETL_WORKERS": "2"}
+    env.pop("ETL_DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "etl_assets.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for("artifacts/transformed/*/*.partial/_parts/conversations.json", home, proc)  # hashed and scanned
+    if how == "replaced":
+        os.replace(second.path, path)
+    else:
+        data = second.path.read_bytes()
+        with open(path, "r+b") as f:
+            f.write(data)
+            f.truncate()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    assert len(err.strip().splitlines()) == 1 and str(path) in err and "changed while it was being loaded" in err
+    with psycopg.connect(database_url) as conn:
+        published = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = 'exports'", (schema,)
+        ).fetchone()[0]
+        if published:
+            assert conn.execute(sql.SQL("SELECT count(*) FROM {}.exports").format(sql.Identifier(schema))).fetchone()[0] == 0
+
+    again = run_cli(*args, home=home)
+    assert again.returncode == 0, again.stderr
+    export = json.loads(again.stdout)["exports"][0]
+    assert export["already_loaded"] is False
+    assert export["messages"] == second.messages != first.messages
+    assert export["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from etl_assets.etl.extractor import Extractor
+from etl_assets.etl.media import REPORTS_DIR
 from etl_assets.etl.samples import ExportTruth, generate_export
 from etl_assets.etl.transformer import TRANSFORM_VERSION
 
@@ -87,6 +89,24 @@ def test_every_marker_and_the_manifest_are_written_after_their_data_is_on_disk(
     published = _first(raw, ("rename", work, str(out_dir)))
     assert published > renamed
     _first(raw, ("fsync", str(out_dir.parent)), after=published)  # the complete dataset's name is durable
+    report = (home / "artifacts" / REPORTS_DIR / f"{sha}.json").resolve()
+    assert report.is_file()
+    report_renamed = next(i for i, e in enumerate(raw) if e[0] == "rename" and e[2] == str(report))
+    synced = max(i for i, e in enumerate(raw) if e[0] == "syncfs")
+    assert synced < report_renamed  # every media file it calls stored reached the disk first
+
+
+def test_the_raw_copy_is_on_disk_before_its_content_addressed_name(
+    export: ExportTruth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "fsync.log"
+    monkeypatch.setenv("ETL_FSYNC_LOG", str(log))
+    stored, sha, _ = Extractor(export.path).copy_to(tmp_path / "raw")
+    events = [tuple(line.split("\t")) for line in log.read_text().splitlines()]
+    renamed = next(i for i, e in enumerate(events) if e[0] == "rename" and e[2] == str(stored.absolute()))
+    assert _first(events, ("fsync", events[renamed][1])) < renamed
+    _first(events, ("fsync", str(stored.parent.absolute())), after=renamed)
+    assert stored.name.startswith(sha) and not list(stored.parent.glob(".incoming-*"))
 
 
 @pytest.mark.parametrize(

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import shutil
 import struct
 import tarfile
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -43,6 +45,7 @@ from typing import BinaryIO
 
 import ijson
 
+from . import durable
 from .errors import InvalidExportError
 
 MESSAGES_MEMBER = "messages.json"
@@ -155,6 +158,7 @@ class Extractor:
         *,
         name: str | None = None,
         max_member_bytes: int | None = None,
+        identity: FileIdentity | None = None,
     ) -> None:
         if isinstance(source, (str, Path)):
             self.path: Path | None = Path(source)
@@ -165,6 +169,8 @@ class Extractor:
             self.name = name or getattr(source, "name", None) or "<stream>"
             self._fileobj = source
         self.max_member_bytes = max_member_bytes
+        self.identity = identity
+        """The file's identity when first opened (or as given): every later read must find the same."""
         self.container = self._sniff()
         self._index: MemberIndex | None = None
 
@@ -186,7 +192,26 @@ class Extractor:
         except OSError as e:
             raise InvalidExportError(self.name, f"cannot be read ({e.strerror})") from None
         with f:
+            self._same_file(f)
             yield f
+            self._same_file(f)
+
+    def _same_file(self, f: BinaryIO) -> None:
+        """Pin the file's identity on the first open; fail if a later read finds another file or new bytes.
+
+        The hash is taken on one read and the records on later ones: a file replaced or
+        rewritten in between (a download finishing, a sync client) would otherwise record
+        one export's hash with another's messages.
+        """
+        now = file_identity(os.fstat(f.fileno()))
+        if self.identity is None:
+            self.identity = now
+        elif now != self.identity:
+            raise InvalidExportError(
+                self.name,
+                "changed while it was being loaded (it was replaced or written to after it was hashed);"
+                " load it again once it is complete",
+            )
 
     def _sniff(self) -> str:
         with self._open_source() as f:
@@ -323,8 +348,9 @@ class Extractor:
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".incoming-{id(self)}"
-        with self._open_source() as f, open(tmp, "wb") as out:
+        fd, name = tempfile.mkstemp(prefix=".incoming-", dir=directory)
+        tmp = Path(name)
+        with self._open_source() as f, os.fdopen(fd, "wb") as out:
             reader = _HashingReader(f)
             shutil.copyfileobj(reader, out, _CHUNK)  # type: ignore[misc]
         sha = reader.digest.hexdigest()
@@ -332,7 +358,8 @@ class Extractor:
         if target.exists():
             tmp.unlink()
         else:
-            tmp.replace(target)
+            durable.sync_files([tmp])
+            durable.replace(tmp, target)
         return target, sha, reader.bytes_read
 
     def records(self) -> Iterator[Record]:
@@ -535,6 +562,14 @@ def open_zip_entry(f: BinaryIO, info: zipfile.ZipInfo) -> BinaryIO:
     fields = _LOCAL_HEADER.unpack(header)
     f.seek(fields[10] + fields[11], io.SEEK_CUR)
     return zipfile.ZipExtFile(f, "r", info, None, False)  # type: ignore[return-value]
+
+
+FileIdentity = tuple[int, int, int, int, int]
+
+
+def file_identity(st: os.stat_result) -> FileIdentity:
+    """Device, inode, size, mtime and ctime: any replacement or write changes one (ctime is set by the kernel)."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _file_key(path: Path) -> tuple[int, int, int, int] | None:

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from . import durable
 from .extractor import ARCHIVE_ERRORS, Extractor, MediaEntry
 from .faults import crash_point
 
@@ -94,12 +95,11 @@ def report_path(artifacts_dir: Path, sha256: str) -> Path:
 
 
 def write_report(artifacts_dir: Path, report: MediaReport) -> Path:
-    """Write the report atomically (rename): it exists only once the copy is complete."""
+    """Write the report atomically and durably: it exists only once the copied files are on disk."""
     path = report_path(artifacts_dir, report.sha256)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(report)))
-    os.replace(tmp, path)
+    durable.sync_filesystem(path.parent)  # the media files it vouches for
+    durable.write_atomic(path, json.dumps(asdict(report)))
     return path
 
 

@@ -46,6 +46,14 @@ class RawHandle:
     conversations: int
     messages: int
     media_files: int
+    identity: list[int] | None = None
+    """Device, inode, size, mtime and ctime of ``path`` when hashed: later reads must find the same file."""
+
+    def extractor(self, max_member_bytes: int | None) -> Extractor:
+        """An extractor of these bytes that fails if the file was replaced or written to since it was hashed."""
+        pinned = tuple(self.identity) if self.identity else None
+        shown = self.path if Path(self.path).name == self.file_name else self.file_name  # the user's file, not our copy
+        return Extractor(self.path, name=shown, max_member_bytes=max_member_bytes, identity=pinned)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -172,6 +180,7 @@ class ETLPipeline:
                 conversations=conversations,
                 messages=messages,
                 media_files=media,
+                identity=list(extractor.identity) if extractor.identity else None,
             )
             stats.conversations_total = stats.conversations_processed = conversations
             stats.messages_total = stats.messages_processed = messages
@@ -224,7 +233,7 @@ class ETLPipeline:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _transform(self, raw: RawHandle, out_dir: Path) -> TransformedHandle:
-        extractor = Extractor(raw.path, name=raw.file_name, max_member_bytes=self.max_member_bytes)
+        extractor = raw.extractor(self.max_member_bytes)
         transformer = self._transformer(raw.sha256)
         result = transformer.run(extractor)
         handle = TransformedHandle(
@@ -289,7 +298,7 @@ class ETLPipeline:
         which the load publishes as attachment statuses.
         """
         with self.monitor, self.tracker.phase("media") as stats:
-            extractor = Extractor(raw.path, name=raw.file_name, max_member_bytes=self.max_member_bytes)
+            extractor = raw.extractor(self.max_member_bytes)
             limits = media_limits(self.artifacts_dir, self.media_max_file_bytes, self.media_max_total_bytes)
             report = copy_media(extractor, self.artifacts_dir, sha256=raw.sha256, limits=limits)
             write_report(self.artifacts_dir, report)

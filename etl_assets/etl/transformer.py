@@ -107,6 +107,7 @@ class MessageShare:
     path: str
     name: str
     max_member_bytes: int | None
+    identity: tuple[int, ...] | None
     out_dir: str
     export_sha256: str
     owner_id: str | None
@@ -189,6 +190,7 @@ class Transformer:
                 path=str(extractor.path or ""),
                 name=extractor.name,
                 max_member_bytes=extractor.max_member_bytes,
+                identity=extractor.identity,
                 out_dir=str(self.work_dir),
                 export_sha256=self.export_sha256,
                 owner_id=scan.user_id,
@@ -230,7 +232,9 @@ def transform_share(
     if parts and parts[-1].last_index == _LAST:
         return parts, resumed
     skip_until = parts[-1].last_index if parts else -1
-    extractor = extractor or Extractor(share.path, name=share.name, max_member_bytes=share.max_member_bytes)
+    extractor = extractor or Extractor(
+        share.path, name=share.name, max_member_bytes=share.max_member_bytes, identity=share.identity
+    )
     chunk = _Chunk(work_dir, prefix, len(parts), share)
     counts = share.counts
     conv, remaining, position = -1, 0, -1
