@@ -41,10 +41,10 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from etl_assets.etl.database import redact_url, resolve_database_url
+from etl_assets.etl.load.database import redact_url, resolve_database_url
 
-from .contenders import CONTENDERS, Contender
-from .report import error_line, write_report
+from benchmarks.contenders import CONTENDERS, Contender
+from benchmarks.report import error_line, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "data"

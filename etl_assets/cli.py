@@ -16,10 +16,10 @@ from pathlib import Path
 
 import click
 
-from .etl import secrets
-from .etl.errors import EtlError, InvalidExportError
-from .etl.identifiers import InvalidSettingError, check_schema_name
-from .settings import Settings
+from etl_assets.etl import secrets
+from etl_assets.etl.errors import EtlError, InvalidExportError
+from etl_assets.etl.identifiers import InvalidSettingError, check_schema_name
+from etl_assets.settings import Settings
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
@@ -29,7 +29,7 @@ EXIT_FAILURE = 1
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
 def main(verbose: bool) -> None:
     """Turn Skype export archives into a clean, searchable PostgreSQL archive."""
-    from .etl.private import private_directory, restrict_new_files
+    from etl_assets.etl.private import private_directory, restrict_new_files
 
     restrict_new_files()
     private_directory(Settings.from_env().home)
@@ -99,8 +99,8 @@ def load(
     workers: int | None,
 ) -> None:
     """Load one or more export files (.tar, .tar.gz, .zip or messages.json)."""
-    from .etl.database import resolve_database_url
-    from .etl.pipeline import ETLPipeline
+    from etl_assets.etl.load.database import resolve_database_url
+    from etl_assets.etl.pipeline import ETLPipeline
 
     settings = Settings.from_env()
     schema = _checked_schema(schema)
@@ -188,8 +188,8 @@ def gc(database_url: str | None, schema: str, dry_run: bool, as_json: bool, min_
 
     Never touches what a running load or transform uses (it takes the same locks).
     """
-    from .etl.database import resolve_database_url
-    from .etl.gc import DEFAULT_MIN_AGE_SECONDS, collect_garbage
+    from etl_assets.etl.load.database import resolve_database_url
+    from etl_assets.etl.gc import DEFAULT_MIN_AGE_SECONDS, collect_garbage
 
     settings = Settings.from_env()
     _checked_database_url(database_url)
@@ -215,7 +215,7 @@ def gc(database_url: str | None, schema: str, dry_run: bool, as_json: bool, min_
 @click.option("--seed", type=int, default=0, show_default=True)
 def sample(out: Path, messages: int, seed: int) -> None:
     """Write a generated sample export to OUT (.tar, .tar.gz, .zip or .json)."""
-    from .etl.samples import generate_export
+    from etl_assets.etl.samples import generate_export
 
     truth = generate_export(out, messages=messages, seed=seed)
     click.echo(json.dumps(truth.to_json(), default=str))
@@ -227,7 +227,7 @@ def sample(out: Path, messages: int, seed: int) -> None:
 @_one_line_errors
 def demo(messages: int, seed: int) -> None:
     """Generate a sample export and materialize the whole asset graph for it through Dagster."""
-    from .demo import run_demo
+    from etl_assets.demo import run_demo
 
     run_demo(Settings.from_env(), messages=messages, seed=seed, echo=click.echo)
 
@@ -243,7 +243,7 @@ def psql(psql_args: tuple[str, ...]) -> None:
     """
     import shutil
 
-    from .etl.database import psql_executable, resolve_database_url
+    from etl_assets.etl.load.database import psql_executable, resolve_database_url
 
     settings = Settings.from_env()
     _checked_database_url(settings.database_url)
@@ -256,7 +256,7 @@ def psql(psql_args: tuple[str, ...]) -> None:
 @main.command()
 def stop() -> None:
     """Stop the embedded PostgreSQL under ETL_HOME (it keeps running between commands)."""
-    from .etl.embedded import embedded_pgdata, stop_embedded
+    from etl_assets.etl.load.embedded import embedded_pgdata, stop_embedded
 
     settings = Settings.from_env()
     if not (embedded_pgdata(settings.home) / "postmaster.pid").exists():
@@ -271,7 +271,7 @@ def stop() -> None:
 @_one_line_errors
 def dev(port: int) -> None:
     """Start the Dagster webserver and daemon on 127.0.0.1 (embedded PostgreSQL by default)."""
-    from .defs.instance import apply_instance_env
+    from etl_assets.defs.instance import apply_instance_env
 
     settings = Settings.from_env()
     _checked_database_url(settings.database_url)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from .defs.assets import export_media, inbox_export, raw_export, skype_analytics, skype_tables, transformed_export
-from .defs.gc import collect_garbage_job, gc_schedule
-from .defs.resources import resources_from_settings
-from .defs.sensors import load_skype_export, new_export_sensor
-from .etl.private import private_directory, restrict_new_files
-from .settings import Settings
+from etl_assets.defs.assets import export_media, inbox_export, raw_export, skype_analytics, skype_tables, transformed_export
+from etl_assets.defs.gc import collect_garbage_job, gc_schedule
+from etl_assets.defs.resources import resources_from_settings
+from etl_assets.defs.sensors import load_skype_export, new_export_sensor
+from etl_assets.etl.private import private_directory, restrict_new_files
+from etl_assets.settings import Settings
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

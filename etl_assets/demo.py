@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .settings import Settings
+from etl_assets.settings import Settings
 
 DEMO_FILE = "8_live_demo_export.tar"
 
@@ -14,12 +14,12 @@ def run_demo(settings: Settings, *, messages: int, seed: int, echo: Callable[[st
     """Generate, materialize every asset of the export's partition, and print what landed."""
     import dagster as dg
 
-    from .defs.instance import apply_instance_env
-    from .etl import secrets
-    from .etl.errors import EtlError
-    from .etl.loader import Loader
-    from .etl.samples import generate_export
-    from .materialize import failure_reason, materialize_export
+    from etl_assets.defs.instance import apply_instance_env
+    from etl_assets.etl import secrets
+    from etl_assets.etl.errors import EtlError
+    from etl_assets.etl.load.loader import Loader
+    from etl_assets.etl.samples import generate_export
+    from etl_assets.materialize import failure_reason, materialize_export
 
     if settings.database_url:  # a malformed URL fails here, in one line, before Dagster starts
         secrets.remember(settings.database_url)
@@ -36,7 +36,7 @@ def run_demo(settings: Settings, *, messages: int, seed: int, echo: Callable[[st
 
     from psycopg import sql
 
-    from .etl.database import resolve_database_url
+    from etl_assets.etl.load.database import resolve_database_url
 
     loader = Loader(resolve_database_url(settings.database_url, home=settings.home), settings.schema)
     counts = loader.table_counts()

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from .definitions import build_definitions
-from .defs.partitions import partition_key_for, skype_exports
-from .etl.errors import InvalidExportError
-from .etl.fingerprint import content_fingerprint
-from .settings import Settings
+from etl_assets.definitions import build_definitions
+from etl_assets.defs.partitions import partition_key_for, skype_exports
+from etl_assets.etl.errors import InvalidExportError
+from etl_assets.etl.extract.fingerprint import content_fingerprint
+from etl_assets.settings import Settings
 
 
 def materialize_export(

@@ -24,8 +24,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .etl.schema import DEFAULT_TEXT_SEARCH_CONFIG
-from .etl.transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES
+from etl_assets.etl.schema import DEFAULT_TEXT_SEARCH_CONFIG
+from etl_assets.etl.transform.transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES
 
 
 def _int_env(name: str) -> int | None:

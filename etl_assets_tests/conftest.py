@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from etl_assets.etl.embedded import start_embedded, stop_embedded
-from etl_assets.etl.loader import Loader
+from etl_assets.etl.load.embedded import start_embedded, stop_embedded
+from etl_assets.etl.load.loader import Loader
 from etl_assets.etl.samples import ExportTruth, generate_export
 
 

@@ -16,8 +16,8 @@ from psycopg import sql
 
 from etl_assets.etl.samples import generate_export
 
-from .conftest import table_checksums
-from .helpers import run_cli
+from etl_assets_tests.conftest import table_checksums
+from etl_assets_tests.helpers import run_cli
 
 
 def _distinct_pairs(path: Path) -> int:
@@ -76,7 +76,7 @@ def test_other_failures_exit_1_without_the_password(tmp_path: Path, small_export
 
 
 def test_stop_stops_the_embedded_server(tmp_path: Path) -> None:
-    from etl_assets.etl.embedded import embedded_pgdata, start_embedded
+    from etl_assets.etl.load.embedded import embedded_pgdata, start_embedded
 
     home = tmp_path / "home"
     start_embedded(home)

@@ -23,10 +23,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from etl_assets.etl.connect import export_lock_key
-from etl_assets.etl.loader import Loader
+from etl_assets.etl.load.connect import export_lock_key
+from etl_assets.etl.load.loader import Loader
 
-from .helpers import run_cli
+from etl_assets_tests.helpers import run_cli
 
 TCP_SERVER = os.environ.get("ETL_TEST_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/test")
 LOAD_ENV = {"ETL_WORKERS": "1"}

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etl_assets.etl import content as content_module
-from etl_assets.etl.content import (
+from etl_assets.etl.transform import content as content_module
+from etl_assets.etl.transform.content import (
     Attachment,
     Call,
     CallParticipant,

@@ -16,12 +16,12 @@ from etl_assets.defs.resources import resources_from_settings
 from etl_assets.definitions import build_definitions
 from etl_assets.materialize import materialize_export
 from etl_assets.etl import schema as s
-from etl_assets.etl.extractor import Extractor
-from etl_assets.etl.fingerprint import content_fingerprint
-from etl_assets.etl.loader import Loader
+from etl_assets.etl.extract.extractor import Extractor
+from etl_assets.etl.extract.fingerprint import content_fingerprint
+from etl_assets.etl.load.loader import Loader
 from etl_assets.etl.samples import generate_export
 
-from .helpers import settings_for_test
+from etl_assets_tests.helpers import settings_for_test
 
 
 def test_definitions_load_with_the_expected_graph(tmp_path: Path) -> None:

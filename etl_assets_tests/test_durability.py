@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from etl_assets.etl.extractor import Extractor
-from etl_assets.etl.media import REPORTS_DIR
+from etl_assets.etl.extract.extractor import Extractor
+from etl_assets.etl.media.copy import REPORTS_DIR
 from etl_assets.etl.samples import ExportTruth, generate_export
-from etl_assets.etl.transformer import TRANSFORM_VERSION
+from etl_assets.etl.transform.transformer import TRANSFORM_VERSION
 
-from .conftest import table_checksums
-from .helpers import drop_schema, run_cli
+from etl_assets_tests.conftest import table_checksums
+from etl_assets_tests.helpers import drop_schema, run_cli
 
 ENV = {"ETL_CHUNK_MESSAGES": "150", "ETL_WORKERS": "1"}
 

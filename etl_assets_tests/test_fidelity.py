@@ -203,10 +203,10 @@ def test_exports_of_two_accounts_merge_a_shared_group_chat(database_url: str, sc
 def test_data_model_doc_is_generated_from_the_schema_and_its_queries_run(loaded) -> None:
     import re
 
-    from etl_assets.etl.data_model_doc import render
+    from etl_assets.etl.warehouse.data_model_doc import render
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "data-model.md"
-    assert doc.read_text() == render(), "run: python -m etl_assets.etl.data_model_doc docs/data-model.md"
+    assert doc.read_text() == render(), "run: python -m etl_assets.etl.warehouse.data_model_doc docs/data-model.md"
     queries = re.findall(r"```sql\n(.*?)```", render(), flags=re.S)
     assert len(queries) >= 5
     for query in queries:

@@ -19,10 +19,10 @@ from psycopg import sql
 
 from etl_assets.definitions import build_definitions
 from etl_assets.etl.samples import generate_export
-from etl_assets.etl.transformer import TRANSFORM_VERSION
+from etl_assets.etl.transform.transformer import TRANSFORM_VERSION
 
-from .conftest import table_checksums
-from .helpers import run_cli, settings_for_test
+from etl_assets_tests.conftest import table_checksums
+from etl_assets_tests.helpers import run_cli, settings_for_test
 
 ENV = {"ETL_WORKERS": "1", "ETL_CHUNK_MESSAGES": "100"}
 OLD = time.time() - 2 * 3600

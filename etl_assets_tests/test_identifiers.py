@@ -12,7 +12,7 @@ from etl_assets.definitions import build_definitions
 from etl_assets.defs.resources import PostgresResource
 from etl_assets.etl.identifiers import MAX_SCHEMA_BYTES, InvalidSettingError, check_schema_name, staging_schema_name
 
-from .helpers import drop_schema, run_cli, settings_for_test
+from etl_assets_tests.helpers import drop_schema, run_cli, settings_for_test
 
 TOO_LONG = "s" * 63  # fits PostgreSQL by itself; its staging schema would not
 

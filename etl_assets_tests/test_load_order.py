@@ -19,8 +19,8 @@ from psycopg import sql
 
 from etl_assets.etl.pipeline import ETLPipeline
 
-from .conftest import table_checksums
-from .helpers import drop_schema
+from etl_assets_tests.conftest import table_checksums
+from etl_assets_tests.helpers import drop_schema
 
 GROUP = "19:trip0rder@thread.skype"
 ANN, BOB, CAT = "8:live:ann", "8:live:bob", "8:live:cat"
@@ -145,7 +145,7 @@ def test_a_warehouse_from_the_previous_schema_is_upgraded_and_keeps_its_export_i
     database_url: str, schema: str, tmp_path: Path
 ) -> None:
     from etl_assets.etl import schema as s
-    from etl_assets.etl.loader import Loader
+    from etl_assets.etl.load.loader import Loader
 
     path = tmp_path / "ann_d1.json"
     path.write_text(json.dumps(_documents()["ann_d1"]))

@@ -10,12 +10,12 @@ import pytest
 from psycopg import sql
 
 from etl_assets.etl import schema as s
-from etl_assets.etl.extractor import Extractor
-from etl_assets.etl.loader import ExportInfo, Loader
-from etl_assets.etl.transformer import Transformer
+from etl_assets.etl.extract.extractor import Extractor
+from etl_assets.etl.load.loader import ExportInfo, Loader
+from etl_assets.etl.transform.transformer import Transformer
 
-from .conftest import table_checksums
-from .helpers import drop_schema
+from etl_assets_tests.conftest import table_checksums
+from etl_assets_tests.helpers import drop_schema
 
 
 def _transform(path: Path, out: Path, sha: str) -> Path:

@@ -24,8 +24,8 @@ from psycopg import sql
 from etl_assets.etl.pipeline import ETLPipeline
 from etl_assets.etl.samples import generate_export
 
-from .conftest import table_checksums
-from .helpers import drop_schema, run_cli
+from etl_assets_tests.conftest import table_checksums
+from etl_assets_tests.helpers import drop_schema, run_cli
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -216,7 +216,7 @@ def test_damaged_zip_member_is_recorded_and_a_rerun_equals_a_clean_load(
 def test_default_total_limit_leaves_a_margin_of_the_disk_free(tmp_path: Path) -> None:
     import shutil
 
-    from etl_assets.etl.media import DEFAULT_MAX_FILE_BYTES, media_limits
+    from etl_assets.etl.media.copy import DEFAULT_MAX_FILE_BYTES, media_limits
 
     limits = media_limits(tmp_path)
     usage = shutil.disk_usage(tmp_path)
@@ -244,7 +244,7 @@ JUNK_MEMBERS = 300_000
 _MEASURE = textwrap.dedent(
     """
     import json, resource, sys, time
-    from etl_assets.etl import extractor
+    from etl_assets.etl.extract import extractor
     from etl_assets.etl.pipeline import ETLPipeline
     started = time.perf_counter()
     result = ETLPipeline(sys.argv[1], sys.argv[2], schema=sys.argv[3], copy_raw=False).run(sys.argv[4])

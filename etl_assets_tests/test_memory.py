@@ -9,7 +9,7 @@ from pathlib import Path
 
 from etl_assets.etl.samples import generate_export
 
-from .helpers import run_cli
+from etl_assets_tests.helpers import run_cli
 
 LIMIT_MB = 220
 

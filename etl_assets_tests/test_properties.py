@@ -24,10 +24,10 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from etl_assets.etl import content as content_module
-from etl_assets.etl.content import ParsedContent, parse_content
-from etl_assets.etl.extractor import MARK, Extractor, _MemberReader
-from etl_assets.etl.transformer import Transformer
+from etl_assets.etl.transform import content as content_module
+from etl_assets.etl.transform.content import ParsedContent, parse_content
+from etl_assets.etl.extract.extractor import MARK, Extractor, _MemberReader
+from etl_assets.etl.transform.transformer import Transformer
 from etl_assets.etl.values import storable_text
 
 KNOWN_TYPES = [

@@ -24,7 +24,7 @@ from psycopg import sql
 
 from etl_assets.defs.instance import DAGSTER_YAML, ensure_instance
 
-from .helpers import settings_for_test
+from etl_assets_tests.helpers import settings_for_test
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from etl_assets.etl import schema as s
-from etl_assets.etl.extractor import Extractor
-from etl_assets.etl.transformer import Transformer
+from etl_assets.etl.extract.extractor import Extractor
+from etl_assets.etl.transform.transformer import Transformer
 from etl_assets.etl.values import conversation_kind, normalize_person_id, parse_iso_time
 
 

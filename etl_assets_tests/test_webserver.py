@@ -22,10 +22,10 @@ import pytest
 
 from etl_assets.defs.instance import ensure_instance
 from etl_assets.defs.partitions import partition_key_for
-from etl_assets.etl.fingerprint import content_fingerprint
-from etl_assets.etl.loader import Loader
+from etl_assets.etl.extract.fingerprint import content_fingerprint
+from etl_assets.etl.load.loader import Loader
 
-from .helpers import drop_schema, settings_for_test
+from etl_assets_tests.helpers import drop_schema, settings_for_test
 
 pytestmark = pytest.mark.slow
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from ..etl import schema as s
-from ..etl.errors import InvalidExportError, MemoryLimitExceeded
-from ..etl.fingerprint import content_fingerprint
-from ..etl.pipeline import RawHandle, TransformedHandle
-from ..etl.transformer import TRANSFORM_VERSION
+from etl_assets.etl import schema as s
+from etl_assets.etl.errors import InvalidExportError, MemoryLimitExceeded
+from etl_assets.etl.extract.fingerprint import content_fingerprint
+from etl_assets.etl.pipeline import RawHandle, TransformedHandle
+from etl_assets.etl.transform.transformer import TRANSFORM_VERSION
 from .metadata import phase_metadata, table_spec_metadata
 from .partitions import EXPORT_SUFFIXES, export_stem, key_id, skype_exports
 from .resources import PipelineSettings, PostgresResource
@@ -296,8 +296,8 @@ def skype_tables(
 )
 def skype_analytics(postgres: PostgresResource) -> dg.MaterializeResult:
     """Views over all exports: conversation_stats, daily_activity, person_stats (kept current by automation)."""
-    from ..etl.analytics import create_views
-    from ..etl.loader import Loader
+    from etl_assets.etl.warehouse.analytics import create_views
+    from etl_assets.etl.load.loader import Loader
 
     counts = create_views(Loader(postgres.url(), postgres.schema_name))
     return dg.MaterializeResult(

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from ..etl.gc import DEFAULT_MIN_AGE_SECONDS, collect_garbage
+from etl_assets.etl.gc import DEFAULT_MIN_AGE_SECONDS, collect_garbage
 from .resources import PipelineSettings, PostgresResource
 
 

@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
-from ..etl.database import resolve_database_url, sqlalchemy_url
-from ..settings import Settings
+from etl_assets.etl.load.database import resolve_database_url, sqlalchemy_url
+from etl_assets.settings import Settings
 
 INSTANCE_SCHEMA = "dagster"
 

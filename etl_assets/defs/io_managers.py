@@ -9,7 +9,7 @@ import dagster as dg
 from pydantic import Field
 from upath import UPath
 
-from ..etl.pipeline import RawHandle, TransformedHandle
+from etl_assets.etl.pipeline import RawHandle, TransformedHandle
 
 _HANDLE_TYPES: dict[str, type] = {cls.__name__: cls for cls in (RawHandle, TransformedHandle)}
 

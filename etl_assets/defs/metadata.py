@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ..etl import schema as s
-from ..etl.progress import PhaseStats
+from etl_assets.etl import schema as s
+from etl_assets.etl.progress import PhaseStats
 
 
 def phase_metadata(stats: PhaseStats) -> dict[str, dg.RawMetadataValue]:

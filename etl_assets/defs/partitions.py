@@ -1,6 +1,6 @@
 """One dynamic partition per export file: ``<safe file name>-<first 12 hex of its fingerprint>``.
 
-The id is the content fingerprint (``etl/fingerprint.py``), which the inbox sensor can
+The id is the content fingerprint (``etl/extract/fingerprint.py``), which the inbox sensor can
 afford for any file size; ``raw_export`` checks it against the bytes it copies.
 """
 

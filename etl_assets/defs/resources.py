@@ -8,13 +8,13 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field, field_validator
 
-from ..etl import secrets
-from ..etl.database import resolve_database_url
-from ..etl.identifiers import check_schema_name
-from ..etl.pipeline import ETLPipeline
-from ..etl.schema import DEFAULT_TEXT_SEARCH_CONFIG
-from ..etl.transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES
-from ..settings import Settings
+from etl_assets.etl import secrets
+from etl_assets.etl.load.database import resolve_database_url
+from etl_assets.etl.identifiers import check_schema_name
+from etl_assets.etl.pipeline import ETLPipeline
+from etl_assets.etl.schema import DEFAULT_TEXT_SEARCH_CONFIG
+from etl_assets.etl.transform.transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES
+from etl_assets.settings import Settings
 
 
 class PostgresResource(dg.ConfigurableResource):

@@ -3,7 +3,7 @@
 The cursor remembers, per file, its size, modification time (ns), inode and device as
 seen last tick, and the fingerprint of every export already requested. A file is ready
 when two ticks see it unchanged. Then it is fingerprinted (its size and first and last
-MiB, ``etl/fingerprint.py``): never the whole file, and no more than
+MiB, ``etl/extract/fingerprint.py``): never the whole file, and no more than
 ``PipelineSettings.sensor_bytes_per_tick`` bytes in one tick, so any amount of data
 arriving at once is taken in over several ticks, each well within the sensor's time
 limit. Content already requested (under any name) starts nothing; changed content is a
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ..etl.fingerprint import content_fingerprint, read_cost
+from etl_assets.etl.extract.fingerprint import content_fingerprint, read_cost
 from .assets import export_media, inbox_export, raw_export, skype_tables, transformed_export
 from .partitions import EXPORT_SUFFIXES, partition_key_for, skype_exports
 from .resources import PipelineSettings

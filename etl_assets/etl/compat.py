@@ -30,7 +30,7 @@ class SkypeETLPipeline:
     """``run_pipeline`` extracts, transforms and loads one export and returns a summary dict."""
 
     def __init__(self, db_config: dict | str | None = None, output_dir: str | Path = "output", schema: str = "skype") -> None:
-        from .database import resolve_database_url
+        from .load.database import resolve_database_url
 
         self.database_url = resolve_database_url(db_config_to_url(db_config))
         self.output_dir = Path(output_dir)

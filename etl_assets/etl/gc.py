@@ -35,9 +35,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from .connect import _connect, export_lock_key, staging_lock_key
+from .load.connect import _connect, export_lock_key, staging_lock_key
 from .pipeline import MANIFEST
-from .transformer import TRANSFORM_VERSION
+from .transform.transformer import TRANSFORM_VERSION
 
 DEFAULT_MIN_AGE_SECONDS = 3600.0
 """Leftovers younger than this (``.incoming-*``, work directories) may still belong to a run."""

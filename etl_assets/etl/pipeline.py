@@ -20,14 +20,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import durable
-from .extractor import Extractor
+from .extract.extractor import Extractor
 from .faults import crash_point
-from .media import MediaReport, copy_media, count_media, media_limits, read_report, write_report
+from .media.copy import MediaReport, copy_media, count_media, media_limits, read_report, write_report
 from .private import private_directory, restrict_new_files
-from .loader import ExportInfo, Loader, LoadResult
+from .load.loader import ExportInfo, Loader, LoadResult
 from .progress import MemoryMonitor, PhaseStats, ProgressTracker
 from .schema import DEFAULT_TEXT_SEARCH_CONFIG
-from .transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES, TRANSFORM_VERSION, Transformer
+from .transform.transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES, TRANSFORM_VERSION, Transformer
 
 MANIFEST = "_manifest.json"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from . import schema as s
+from .. import schema as s
 
 COPY_ORDER: tuple[tuple[str, str], ...] = (
     ("{}version", "DESC"),

@@ -12,9 +12,9 @@ import re
 from collections import Counter
 
 from .content import ParsedContent, parse_content
-from .extractor import ConversationRecord, MessageRecord
-from .parquet_sink import TableSink
-from .values import (
+from ..extract.extractor import ConversationRecord, MessageRecord
+from .sink import TableSink
+from ..values import (
     conversation_kind,
     escaped_json,
     json_value,

@@ -20,7 +20,7 @@ from pgpq.encoders import StringEncoderBuilder
 from pgpq.schema import Jsonb
 from psycopg import sql
 
-from .schema import Column
+from ..schema import Column
 
 READ_BATCH_ROWS = 16_384
 """Rows per batch read from a Parquet part: big enough to amortize the calls, small enough for memory."""

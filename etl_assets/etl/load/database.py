@@ -14,14 +14,14 @@ from .embedded import psql_executable, start_embedded  # noqa: F401 - psql_execu
 
 def redact_url(url: str) -> str:
     """The URL or connection string with every secret as ``***`` (see ``secrets.redact``)."""
-    from .secrets import redact
+    from ..secrets import redact
 
     return redact(url)
 
 
 def scrub_secret(text: str, url: str) -> str:
     """``text`` without any secret of ``url``, in any spelling (see ``secrets.scrub``)."""
-    from .secrets import scrub
+    from ..secrets import scrub
 
     return scrub(text, url)
 

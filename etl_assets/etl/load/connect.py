@@ -48,8 +48,8 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from .errors import EtlError
-from .secrets import redact, scrub
+from ..errors import EtlError
+from ..secrets import redact, scrub
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from .loader import Loader
+from ..load.loader import Loader
 
 VIEWS: dict[str, str] = {
     "conversation_stats": """

@@ -30,12 +30,12 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from . import schema as s
+from .. import schema as s
 from .binary_copy import copy_batches, parquet_batches
 from .connect import _connect, _retrying, export_lock
 from .copy_order import COPY_ORDER, child_order, message_order, sorts_before
-from .errors import EtlError
-from .faults import crash_point
+from ..errors import EtlError
+from ..faults import crash_point
 from .first_load import FIRST_LOAD_TABLES, is_first_load, load_first
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from html.entities import html5 as _HTML5
 
-from .values import escape_unstorable, storable_text
+from ..values import escape_unstorable, storable_text
 
 __all__ = [
     "Attachment",

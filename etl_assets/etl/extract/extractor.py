@@ -45,8 +45,8 @@ from typing import BinaryIO
 
 import ijson
 
-from . import durable
-from .errors import InvalidExportError
+from .. import durable
+from ..errors import InvalidExportError
 
 MESSAGES_MEMBER = "messages.json"
 _CHUNK = 1 << 20

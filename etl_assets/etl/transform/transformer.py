@@ -25,13 +25,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import durable, schema
-from .extractor import ConversationRecord, Extractor, MessageRecord
-from .faults import crash_point
-from .media import media_index
-from .parquet_sink import TableSink
+from .. import durable, schema
+from ..extract.extractor import ConversationRecord, Extractor, MessageRecord
+from ..faults import crash_point
+from ..media.copy import media_index
+from .sink import TableSink
 from .rows import RowWriter
-from .values import normalize_person_id
+from ..values import normalize_person_id
 
 TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.8"
 """Changes whenever the transformation's output would change; part of the cache key."""

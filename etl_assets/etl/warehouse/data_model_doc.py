@@ -1,6 +1,6 @@
 """``docs/data-model.md``, rendered from the same table definitions as the DDL.
 
-Run ``python -m etl_assets.etl.data_model_doc docs/data-model.md`` after changing
+Run ``python -m etl_assets.etl.warehouse.data_model_doc docs/data-model.md`` after changing
 :mod:`schema`; a test fails while the file and the definitions disagree.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import schema as s
+from .. import schema as s
 
 _INTRO = """\
 # Data model

@@ -35,8 +35,8 @@ import time
 import warnings
 from pathlib import Path
 
-from .errors import EtlError
-from .private import private_directory
+from ..errors import EtlError
+from ..private import private_directory
 
 EMBEDDED_DATABASE = "skype"
 SUPERUSER = "postgres"

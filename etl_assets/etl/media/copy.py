@@ -31,9 +31,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from . import durable
-from .extractor import ARCHIVE_ERRORS, Extractor, MediaEntry
-from .faults import crash_point
+from .. import durable
+from ..extract.extractor import ARCHIVE_ERRORS, Extractor, MediaEntry
+from ..faults import crash_point
 
 log = logging.getLogger(__name__)
 MEDIA_DIR = "media"

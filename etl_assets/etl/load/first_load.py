@@ -23,10 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import errors, sql
 
-from . import schema as s
+from .. import schema as s
 from .binary_copy import copy_batches, parquet_batches
 from .copy_order import child_order, message_order
-from .faults import crash_point
+from ..faults import crash_point
 
 CHILD_TABLES: tuple[s.Table, ...] = tuple(t for t in s.TRANSFORMED_TABLES if t.merge == "message_child")
 FIRST_LOAD_TABLES: tuple[s.Table, ...] = (s.MESSAGES, *CHILD_TABLES, s.MESSAGE_SOURCES)

@@ -1,0 +1,1 @@
+"""Extract: open an export in any container, find its members once, stream its records."""

@@ -1,0 +1,1 @@
+"""Transform: records to warehouse rows, written as Parquet parts in resumable chunks."""
