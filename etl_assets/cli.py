@@ -17,9 +17,8 @@ from pathlib import Path
 import click
 
 from etl_assets.etl import secrets
-from etl_assets.etl.errors import EtlError, InvalidExportError
-from etl_assets.etl.identifiers import InvalidSettingError, check_schema_name
-from etl_assets.settings import Settings
+from etl_assets.etl.config import ETLConfig, load_config
+from etl_assets.etl.errors import EtlError, InvalidExportError, InvalidSettingError
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
@@ -32,7 +31,10 @@ def main(verbose: bool) -> None:
     from etl_assets.etl.private import private_directory, restrict_new_files
 
     restrict_new_files()
-    private_directory(Settings.from_env().home)
+    try:
+        private_directory(load_config().home_dir)
+    except InvalidSettingError as e:
+        _fail(e, EXIT_BAD_INPUT)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     secrets.scrub_logging()
 
@@ -62,15 +64,25 @@ def _one_line_errors(command: Callable) -> Callable:
     return wrapper
 
 
-def _checked_schema(schema: str) -> str:
-    """The ``--schema`` value if the warehouse and its staging schema can be named by it, else exit 2."""
-    source = click.get_current_context().get_parameter_source("schema")
-    setting = "ETL_SCHEMA" if source == click.core.ParameterSource.ENVIRONMENT else "--schema"
+OPTION_OF_SETTING = {"schema_name": "--schema", "database_url": "--database-url", "batch_size": "--batch-size",
+                     "workers": "--workers", "memory_limit_mb": "--memory-limit-mb"}
+
+
+def _config(**options: object) -> ETLConfig:
+    """The configuration: the environment's, with the options given on the command line.
+
+    A bad value fails with exit 2 in one line naming the option or the variable it came from;
+    a database URL's secrets are known from here on, so every output scrubs them.
+    """
+    given = {name: value for name, value in options.items() if value is not None}
     try:
-        return check_schema_name(schema, setting)
+        config = load_config(**given)
     except InvalidSettingError as e:
-        _fail(e, EXIT_BAD_INPUT)
+        field = next((f for f in given if e.setting in (f"ETL_{f.upper()}", "ETL_SCHEMA" if f == "schema_name" else "")), None)
+        _fail(InvalidSettingError(OPTION_OF_SETTING.get(field, e.setting), e.reason) if field else e, EXIT_BAD_INPUT)
         raise  # unreachable: _fail exits
+    _checked_database_url(config.database_url)
+    return config
 
 
 def _checked_database_url(url: str | None) -> None:
@@ -82,8 +94,8 @@ def _checked_database_url(url: str | None) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--database-url", envvar="ETL_DATABASE_URL", help="PostgreSQL URL (default: the embedded server).")
-@click.option("--schema", envvar="ETL_SCHEMA", default="skype", show_default=True, help="Warehouse schema.")
+@click.option("--database-url", help="PostgreSQL URL (default: ETL_DATABASE_URL, else the embedded server).")
+@click.option("--schema", help="Warehouse schema (default: ETL_SCHEMA, else skype).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--batch-size", type=int, default=None, help="Rows per Parquet row group.")
 @click.option("--memory-limit-mb", type=int, default=None, help="Stop with an error past this memory use.")
@@ -92,35 +104,19 @@ def _checked_database_url(url: str | None) -> None:
 def load(
     paths: tuple[Path, ...],
     database_url: str | None,
-    schema: str,
+    schema: str | None,
     as_json: bool,
     batch_size: int | None,
     memory_limit_mb: int | None,
     workers: int | None,
 ) -> None:
     """Load one or more export files (.tar, .tar.gz, .zip or messages.json)."""
-    from etl_assets.etl.load.database import resolve_database_url
     from etl_assets.etl.pipeline import ETLPipeline
 
-    settings = Settings.from_env()
-    schema = _checked_schema(schema)
-    _checked_database_url(database_url)
+    config = _config(database_url=database_url, schema_name=schema, batch_size=batch_size,
+                     memory_limit_mb=memory_limit_mb, workers=workers)
     try:
-        url = resolve_database_url(database_url, home=settings.home)
-        pipeline = ETLPipeline(
-            url,
-            settings.artifacts,
-            schema=schema,
-            batch_size=batch_size or settings.batch_size,
-            workers=workers or settings.workers,
-            chunk_messages=settings.chunk_messages,
-            memory_limit_mb=memory_limit_mb or settings.memory_limit_mb,
-            max_member_bytes=settings.max_member_bytes,
-            copy_raw=False,
-            text_search_config=settings.text_search_config,
-            media_max_file_bytes=settings.media_max_file_bytes,
-            media_max_total_bytes=settings.media_max_total_bytes,
-        )
+        pipeline = ETLPipeline(config, copy_raw=False)
         results = [pipeline.run(path) for path in paths]
     except InvalidExportError as e:
         _fail(e, EXIT_BAD_INPUT)
@@ -130,8 +126,8 @@ def load(
     report = {
         "exports": [r.summary() for r in results],
         "phases": _merged_phases(results),
-        "database": secrets.redact(url),
-        "schema": schema,
+        "database": secrets.redact(pipeline.loader.database_url),
+        "schema": config.schema_name,
     }
     if as_json:
         click.echo(json.dumps(report))
@@ -176,26 +172,25 @@ def _merged_phases(results) -> dict[str, dict]:
 
 
 @main.command()
-@click.option("--database-url", envvar="ETL_DATABASE_URL", help="PostgreSQL URL (default: the embedded server).")
-@click.option("--schema", envvar="ETL_SCHEMA", default="skype", show_default=True, help="Warehouse schema.")
+@click.option("--database-url", help="PostgreSQL URL (default: ETL_DATABASE_URL, else the embedded server).")
+@click.option("--schema", help="Warehouse schema (default: ETL_SCHEMA, else skype).")
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--min-age", "min_age", type=click.FloatRange(min=0), default=None,
               help="Seconds a leftover must be untouched before it is removed (default 3600).")
 @_one_line_errors
-def gc(database_url: str | None, schema: str, dry_run: bool, as_json: bool, min_age: float | None) -> None:
+def gc(database_url: str | None, schema: str | None, dry_run: bool, as_json: bool, min_age: float | None) -> None:
     """Remove leftovers of interrupted runs and artifacts no published export needs.
 
     Never touches what a running load or transform uses (it takes the same locks).
     """
-    from etl_assets.etl.load.database import resolve_database_url
     from etl_assets.etl.gc import DEFAULT_MIN_AGE_SECONDS, collect_garbage
+    from etl_assets.etl.load.database import resolve_database_url
 
-    settings = Settings.from_env()
-    _checked_database_url(database_url)
-    url = resolve_database_url(database_url, home=settings.home)
+    config = _config(database_url=database_url, schema_name=schema)
+    url = resolve_database_url(config.database_url, home=config.home_dir)
     report = collect_garbage(
-        settings.artifacts, url, schema, dry_run=dry_run,
+        config.artifacts_dir, url, config.schema_name, dry_run=dry_run,
         min_age_seconds=DEFAULT_MIN_AGE_SECONDS if min_age is None else min_age,
     )
     if as_json:
@@ -207,6 +202,14 @@ def gc(database_url: str | None, schema: str, dry_run: bool, as_json: bool, min_
     for item in report.kept:
         click.echo(f"kept {item.kind} {item.target}: {item.reason}")
     click.echo(f"{len(report.removed)} {verb}, {report.bytes_freed} bytes; {len(report.kept)} kept in use")
+
+
+@main.command()
+def settings() -> None:
+    """Print every setting: its environment variable, default and meaning."""
+    from etl_assets.etl.config import settings_table
+
+    click.echo(settings_table(), nl=False)
 
 
 @main.command()
@@ -229,7 +232,7 @@ def demo(messages: int, seed: int) -> None:
     """Generate a sample export and materialize the whole asset graph for it through Dagster."""
     from etl_assets.demo import run_demo
 
-    run_demo(Settings.from_env(), messages=messages, seed=seed, echo=click.echo)
+    run_demo(_config(), messages=messages, seed=seed, echo=click.echo)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -245,11 +248,10 @@ def psql(psql_args: tuple[str, ...]) -> None:
 
     from etl_assets.etl.load.database import psql_executable, resolve_database_url
 
-    settings = Settings.from_env()
-    _checked_database_url(settings.database_url)
-    connection = secrets.psql_connection(resolve_database_url(settings.database_url, home=settings.home))
-    executable = psql_executable() if not settings.database_url else shutil.which("psql") or psql_executable()
-    env = {**os.environ, **connection.env, "PGOPTIONS": f"-csearch_path={settings.schema},public"}
+    config = _config()
+    connection = secrets.psql_connection(resolve_database_url(config.database_url, home=config.home_dir))
+    executable = psql_executable() if not config.database_url else shutil.which("psql") or psql_executable()
+    env = {**os.environ, **connection.env, "PGOPTIONS": f"-csearch_path={config.schema_name},public"}
     os.execve(executable, [executable, *([connection.conninfo] if connection.conninfo else []), *psql_args], env)
 
 
@@ -258,12 +260,12 @@ def stop() -> None:
     """Stop the embedded PostgreSQL under ETL_HOME (it keeps running between commands)."""
     from etl_assets.etl.load.embedded import embedded_pgdata, stop_embedded
 
-    settings = Settings.from_env()
-    if not (embedded_pgdata(settings.home) / "postmaster.pid").exists():
-        click.echo(f"No embedded PostgreSQL is running under {settings.home}.")
+    home = _config().home_dir
+    if not (embedded_pgdata(home) / "postmaster.pid").exists():
+        click.echo(f"No embedded PostgreSQL is running under {home}.")
         return
-    stop_embedded(settings.home)
-    click.echo(f"Stopped the embedded PostgreSQL under {settings.home}.")
+    stop_embedded(home)
+    click.echo(f"Stopped the embedded PostgreSQL under {home}.")
 
 
 @main.command()
@@ -273,10 +275,9 @@ def dev(port: int) -> None:
     """Start the Dagster webserver and daemon on 127.0.0.1 (embedded PostgreSQL by default)."""
     from etl_assets.defs.instance import apply_instance_env
 
-    settings = Settings.from_env()
-    _checked_database_url(settings.database_url)
-    apply_instance_env(settings)
-    click.echo(f"Inbox: {settings.inbox}  (drop Skype export files here)")
+    config = _config()
+    apply_instance_env(config)
+    click.echo(f"Inbox: {config.inbox_dir}  (drop Skype export files here)")
     click.echo(f"Dagster UI: http://127.0.0.1:{port}")
     argv = dev_command(port)
     os.execvp(argv[0], argv)

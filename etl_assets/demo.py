@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from etl_assets.settings import Settings
+from etl_assets.etl.config import ETLConfig
 
 DEMO_FILE = "8_live_demo_export.tar"
 
 
-def run_demo(settings: Settings, *, messages: int, seed: int, echo: Callable[[str], None] = print) -> dict[str, int]:
+def run_demo(config: ETLConfig, *, messages: int, seed: int, echo: Callable[[str], None] = print) -> dict[str, int]:
     """Generate, materialize every asset of the export's partition, and print what landed."""
     import dagster as dg
 
@@ -21,16 +21,16 @@ def run_demo(settings: Settings, *, messages: int, seed: int, echo: Callable[[st
     from etl_assets.etl.samples import generate_export
     from etl_assets.materialize import failure_reason, materialize_export
 
-    if settings.database_url:  # a malformed URL fails here, in one line, before Dagster starts
-        secrets.remember(settings.database_url)
-        secrets.parse(settings.database_url)
-    env = apply_instance_env(settings)
-    path = settings.inbox / DEMO_FILE
+    if config.database_url:  # a malformed URL fails here, in one line, before Dagster starts
+        secrets.remember(config.database_url)
+        secrets.parse(config.database_url)
+    env = apply_instance_env(config)
+    path = config.inbox_dir / DEMO_FILE
     echo(f"Generating a sample export of {messages} messages: {path}")
     generate_export(path, messages=messages, seed=seed)
     instance = dg.DagsterInstance.get()
     echo("Materializing the export's partition with the Dagster job load_skype_export ...")
-    key, result = materialize_export(settings, instance, path, quiet=True)
+    key, result = materialize_export(config, instance, path, quiet=True)
     if not result.success:
         raise EtlError(f"the demo run {result.run_id} failed: {secrets.scrub(failure_reason(result))}")
 
@@ -38,9 +38,9 @@ def run_demo(settings: Settings, *, messages: int, seed: int, echo: Callable[[st
 
     from etl_assets.etl.load.database import resolve_database_url
 
-    loader = Loader(resolve_database_url(settings.database_url, home=settings.home), settings.schema)
+    loader = Loader(resolve_database_url(config.database_url, home=config.home_dir), config.schema_name, config=config)
     counts = loader.table_counts()
-    echo(f"\nRun {result.run_id} succeeded. Rows per table in schema {settings.schema}:")
+    echo(f"\nRun {result.run_id} succeeded. Rows per table in schema {config.schema_name}:")
     for name, count in counts.items():
         echo(f"  {name:<18} {count:>8}")
     echo("\nA few messages:")
@@ -50,7 +50,7 @@ def run_demo(settings: Settings, *, messages: int, seed: int, echo: Callable[[st
                 "SELECT m.sent_at, coalesce(m.sender_name, m.sender_id), c.display_name, left(m.content_text, 60) "
                 "FROM {s}.messages m JOIN {s}.conversations c USING (conversation_id) "
                 "WHERE m.message_type = 'RichText' AND m.content_text <> '' ORDER BY m.sent_at DESC LIMIT 5"
-            ).format(s=sql.Identifier(settings.schema))
+            ).format(s=sql.Identifier(config.schema_name))
         ).fetchall()
     for sent_at, sender, conversation, text in rows:
         echo(f"  {sent_at:%Y-%m-%d %H:%M}  {sender} in {conversation}: {text}")

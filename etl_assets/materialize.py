@@ -10,11 +10,11 @@ from etl_assets.definitions import build_definitions
 from etl_assets.defs.partitions import partition_key_for, skype_exports
 from etl_assets.etl.errors import InvalidExportError
 from etl_assets.etl.extract.fingerprint import content_fingerprint
-from etl_assets.settings import Settings
+from etl_assets.etl.config import ETLConfig
 
 
 def materialize_export(
-    settings: Settings, instance: dg.DagsterInstance, path: str | Path, *, quiet: bool = False
+    config: ETLConfig, instance: dg.DagsterInstance, path: str | Path, *, quiet: bool = False
 ) -> tuple[str, dg.ExecuteInProcessResult]:
     """Add the export's partition and run ``load_skype_export`` for it; returns the key and result."""
     path = Path(path)
@@ -27,7 +27,7 @@ def materialize_export(
     run_config: dict = {"ops": {"raw_export": {"config": {"path": str(path)}}}}
     if quiet:
         run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
-    job = build_definitions(settings).resolve_job_def("load_skype_export")
+    job = build_definitions(config).resolve_job_def("load_skype_export")
     return key, job.execute_in_process(partition_key=key, instance=instance, run_config=run_config, raise_on_error=False)
 
 

@@ -10,25 +10,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from etl_assets.settings import Settings
+from etl_assets.etl.config import ETLConfig, load_config
 
 
-def settings_for_test(tmp_path: Path, database_url: str, schema: str) -> Settings:
-    home = tmp_path / "home"
-    artifacts = home / "artifacts"
-    return Settings(
-        home=home,
-        inbox=home / "inbox",
-        artifacts=artifacts,
-        handles_url=str(artifacts / "handles"),
-        database_url=database_url,
-        schema=schema,
-        batch_size=5000,
-        workers=2,
-        chunk_messages=100_000,
-        memory_limit_mb=None,
-        max_member_bytes=None,
-    )
+def config_for_test(tmp_path: Path, database_url: str, schema: str, **options: object) -> ETLConfig:
+    """A configuration under ``tmp_path/home``: what the Definitions and resources of a test use."""
+    return load_config(home=str(tmp_path / "home"), database_url=database_url, schema_name=schema,
+                       batch_size=5000, workers=2, chunk_messages=100_000, **options)
 
 
 def run_cli(*args: str, home: Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -46,3 +34,9 @@ def drop_schema(database_url: str, schema: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         for name in (schema, f"{schema}_staging"):
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+def pipeline_config(database_url: str, artifacts: Path, schema: str, **options: object) -> ETLConfig:
+    """The configuration of an in-process ``ETLPipeline``: one transform process unless a test asks for more."""
+    return ETLConfig(database_url=database_url, artifacts=str(artifacts), schema_name=schema,
+                     **{"workers": 1, **options})

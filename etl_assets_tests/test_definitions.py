@@ -12,7 +12,7 @@ from psycopg import sql
 
 from etl_assets.defs.assets import raw_export
 from etl_assets.defs.partitions import partition_key_for, skype_exports
-from etl_assets.defs.resources import resources_from_settings
+from etl_assets.defs.resources import resources_from_config
 from etl_assets.definitions import build_definitions
 from etl_assets.materialize import materialize_export
 from etl_assets.etl import schema as s
@@ -21,7 +21,7 @@ from etl_assets.etl.extract.fingerprint import content_fingerprint
 from etl_assets.etl.load.loader import Loader
 from etl_assets.etl.samples import generate_export
 
-from etl_assets_tests.helpers import settings_for_test
+from etl_assets_tests.helpers import config_for_test
 
 
 def test_definitions_load_with_the_expected_graph(tmp_path: Path) -> None:
@@ -41,14 +41,14 @@ def test_definitions_load_with_the_expected_graph(tmp_path: Path) -> None:
     assert [c.name for c in meta["dagster/column_schema"].columns] == [c.name for c in s.MESSAGES.columns]
 
 
-def _materialize(settings, instance, path: Path) -> tuple[str, dg.ExecuteInProcessResult]:
-    return materialize_export(settings, instance, path)
+def _materialize(config, instance, path: Path) -> tuple[str, dg.ExecuteInProcessResult]:
+    return materialize_export(config, instance, path)
 
 
 def test_whole_graph_materializes_with_counts_equal_to_truth(tmp_path: Path, database_url: str, schema: str, small_export) -> None:
-    settings = settings_for_test(tmp_path, database_url, schema)
+    config = config_for_test(tmp_path, database_url, schema)
     with dg.instance_for_test() as instance:
-        key, result = _materialize(settings, instance, small_export.path)
+        key, result = _materialize(config, instance, small_export.path)
         assert result.success
         materializations = {
             m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()
@@ -56,7 +56,7 @@ def test_whole_graph_materializes_with_counts_equal_to_truth(tmp_path: Path, dat
         raw = materializations["raw_export"].materialization.metadata
         assert raw["extract/messages_processed"].value == small_export.message_records + small_export.rejected
         assert "transform/messages_per_second" in materializations["transformed_export"].materialization.metadata
-        assert materializations["export_media"].materialization.metadata["media/messages_processed"].value == small_export.rows["media_files"] + len(list((Path(settings.artifacts) / "media").glob("*.json"))) + len(list((Path(settings.artifacts) / "media").glob("*.2.*")))
+        assert materializations["export_media"].materialization.metadata["media/messages_processed"].value == small_export.rows["media_files"] + len(list((Path(config.artifacts_dir) / "media").glob("*.json"))) + len(list((Path(config.artifacts_dir) / "media").glob("*.2.*")))
         messages = materializations["skype/messages"].materialization.metadata
         assert messages["dagster/row_count"].value == small_export.messages
         assert messages["dagster/table_name"].value == f"{schema}.messages"
@@ -78,7 +78,7 @@ def test_whole_graph_materializes_with_counts_equal_to_truth(tmp_path: Path, dat
         assert not checks["no_rejected_records"].passed  # the export has unusable records, kept verbatim
         assert checks["no_rejected_records"].severity == dg.AssetCheckSeverity.WARN
 
-        defs = build_definitions(settings)
+        defs = build_definitions(config)
         analytics = dg.AssetKey(["skype", "analytics"])
         assert defs.resolve_asset_graph().get(analytics).automation_condition is not None
         job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={analytics})
@@ -88,7 +88,7 @@ def test_whole_graph_materializes_with_counts_equal_to_truth(tmp_path: Path, dat
                 sql.SQL("SELECT sum(messages), count(*) FROM {}.conversation_stats").format(sql.Identifier(schema))
             ).fetchone()
         assert (total, conversations) == (small_export.messages, small_export.conversations)
-        handle = json.loads((Path(settings.handles_url) / "transformed_export" / f"{key}.json").read_text())
+        handle = json.loads((Path(config.handles_url) / "transformed_export" / f"{key}.json").read_text())
         assert handle["type"] == "TransformedHandle"
         assert key.rsplit("-", 1)[1] == content_fingerprint(small_export.path).digest[:12]
         assert handle["value"]["sha256"] == raw["sha256"].value == Extractor(small_export.path).sha256()[0]
@@ -96,11 +96,11 @@ def test_whole_graph_materializes_with_counts_equal_to_truth(tmp_path: Path, dat
 
 
 def test_bad_input_fails_the_raw_asset_with_the_reason(tmp_path: Path, database_url: str, schema: str) -> None:
-    settings = settings_for_test(tmp_path, database_url, schema)
+    config = config_for_test(tmp_path, database_url, schema)
     bad = tmp_path / "broken_export.tar"
     bad.write_text('{"userId": "8:live:me", "conversations": [{"id": ')
     with dg.instance_for_test() as instance:
-        _, result = _materialize(settings, instance, bad)
+        _, result = _materialize(config, instance, bad)
         assert not result.success
         failure = next(e for e in result.all_events if e.is_step_failure)
         assert failure.step_key == "raw_export"
@@ -122,7 +122,7 @@ def test_partition_keys_are_stable_and_safe() -> None:
 def test_a_file_replaced_after_its_partition_was_made_fails_raw_export_naming_both_ids(
     tmp_path: Path, database_url: str, schema: str, small_export
 ) -> None:
-    settings = settings_for_test(tmp_path, database_url, schema)
+    config = config_for_test(tmp_path, database_url, schema)
     path = tmp_path / "8_live_me_export.tar"
     shutil.copy(small_export.path, path)
     key = partition_key_for(path.name, content_fingerprint(path).digest)  # what the sensor saw
@@ -134,7 +134,7 @@ def test_a_file_replaced_after_its_partition_was_made_fails_raw_export_naming_bo
             [raw_export],
             partition_key=key,
             instance=instance,
-            resources=resources_from_settings(settings),
+            resources=resources_from_config(config),
             run_config={"ops": {"raw_export": {"config": {"path": str(path)}}}},
             raise_on_error=False,
         )
@@ -151,18 +151,18 @@ def test_a_file_replaced_after_its_partition_was_made_fails_raw_export_naming_bo
 def test_a_partition_without_a_path_finds_its_file_in_the_inbox_then_in_the_raw_store(
     tmp_path: Path, database_url: str, schema: str, small_export
 ) -> None:
-    settings = settings_for_test(tmp_path, database_url, schema)
-    settings.inbox.mkdir(parents=True)
-    path = settings.inbox / "8_live_me_export.tar"
+    config = config_for_test(tmp_path, database_url, schema)
+    config.inbox_dir.mkdir(parents=True)
+    path = config.inbox_dir / "8_live_me_export.tar"
     shutil.copy(small_export.path, path)
-    (settings.inbox / "8_live_me_export.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # same stem, other content
+    (config.inbox_dir / "8_live_me_export.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # same stem, other content
     key = partition_key_for(path.name, content_fingerprint(path).digest)
     sha = Extractor(path).sha256()[0]
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(skype_exports.name, [key])
         for expected in (path.name, f"{sha}.tar"):  # the second time only the raw store has it
             result = dg.materialize(
-                [raw_export], partition_key=key, instance=instance, resources=resources_from_settings(settings)
+                [raw_export], partition_key=key, instance=instance, resources=resources_from_config(config)
             )
             assert result.success
             (event,) = result.get_asset_materialization_events()

@@ -12,6 +12,7 @@ import pytest
 from psycopg import sql
 
 from etl_assets.etl.pipeline import ETLPipeline
+from etl_assets_tests.helpers import pipeline_config
 
 
 def _message(mid: str, conversation: str, sender: str, mtype: str, content: str, *, name=None, props=None, version=None, at=None) -> dict:
@@ -74,7 +75,7 @@ def loaded(database_url: str, schema: str, tmp_path: Path):
         {"id": "8:live:bob", "displayName": None, "MessageList": None},
     ]
     path = _export(tmp_path / "export.json", "8:live:ann", conversations)
-    ETLPipeline(database_url, tmp_path / "artifacts", schema=schema).run(path)
+    ETLPipeline(pipeline_config(database_url, tmp_path / "artifacts", schema)).run(path)
     return lambda query, *params: _rows(database_url, schema, query, *params)
 
 
@@ -166,7 +167,7 @@ def test_a_later_export_adds_exactly_the_new_messages(database_url: str, schema:
     earlier_path, later_path = tmp_path / "earlier.json", tmp_path / "later.json"
     earlier_path.write_text(json.dumps(earlier))
     later_path.write_text(json.dumps(later))
-    pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema)
+    pipeline = ETLPipeline(pipeline_config(database_url, tmp_path / "artifacts", schema))
     first = pipeline.run(earlier_path)
     second = pipeline.run(later_path)
     new_pairs = pairs(later) - pairs(earlier)
@@ -186,7 +187,7 @@ def test_exports_of_two_accounts_merge_a_shared_group_chat(database_url: str, sc
     bob = _export(tmp_path / "bob.json", "live:bob", [
         {"id": GROUP, "displayName": "Trip", "MessageList": [_message("1600000000022", GROUP, "live:bob", "RichText", "from bob"), shared]},
     ])
-    pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema)
+    pipeline = ETLPipeline(pipeline_config(database_url, tmp_path / "artifacts", schema))
     pipeline.run(ann)
     pipeline.run(bob)
     assert _rows(database_url, schema, "SELECT count(*) FROM {s}.conversations") == [(1,)]

@@ -22,7 +22,7 @@ from etl_assets.etl.samples import generate_export
 from etl_assets.etl.transform.transformer import TRANSFORM_VERSION
 
 from etl_assets_tests.conftest import table_checksums
-from etl_assets_tests.helpers import run_cli, settings_for_test
+from etl_assets_tests.helpers import run_cli, config_for_test
 
 ENV = {"ETL_WORKERS": "1", "ETL_CHUNK_MESSAGES": "100"}
 OLD = time.time() - 2 * 3600
@@ -153,12 +153,12 @@ def test_gc_removes_leftovers_and_keeps_what_loads_use_or_would_resume(database_
 
 
 def test_the_dagster_job_collects_and_the_daily_schedule_is_off_by_default(database_url: str, schema: str, tmp_path: Path) -> None:
-    settings = settings_for_test(tmp_path, database_url, schema)
-    leftover = Path(settings.artifacts) / "raw" / ".incoming-123"
+    config = config_for_test(tmp_path, database_url, schema)
+    leftover = Path(config.artifacts_dir) / "raw" / ".incoming-123"
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"x" * 64)
     os.utime(leftover, (OLD, OLD))
-    defs = build_definitions(settings)
+    defs = build_definitions(config)
     assert defs.resolve_schedule_def("daily_garbage_collection").default_status == dg.DefaultScheduleStatus.STOPPED
     job = defs.resolve_job_def("collect_garbage_job")
     with dg.instance_for_test() as instance:

@@ -12,7 +12,7 @@ from etl_assets.definitions import build_definitions
 from etl_assets.defs.resources import PostgresResource
 from etl_assets.etl.identifiers import MAX_SCHEMA_BYTES, InvalidSettingError, check_schema_name, staging_schema_name
 
-from etl_assets_tests.helpers import drop_schema, run_cli, settings_for_test
+from etl_assets_tests.helpers import drop_schema, run_cli, config_for_test
 
 TOO_LONG = "s" * 63  # fits PostgreSQL by itself; its staging schema would not
 
@@ -68,7 +68,7 @@ def test_cli_refuses_a_too_long_schema_with_exit_2_and_creates_nothing(
 
 def test_dagster_definitions_and_resource_refuse_a_too_long_schema(tmp_path: Path, database_url: str) -> None:
     with pytest.raises(InvalidSettingError, match="ETL_SCHEMA.*63-byte"):
-        build_definitions(settings_for_test(tmp_path, database_url, TOO_LONG))
+        build_definitions(config_for_test(tmp_path, database_url, TOO_LONG))
     with pytest.raises(ValueError, match="ETL_SCHEMA.*63-byte"):
         PostgresResource(schema_name=TOO_LONG)
     assert PostgresResource(schema_name="skype").schema_name == "skype"

@@ -20,7 +20,7 @@ from psycopg import sql
 from etl_assets.etl.pipeline import ETLPipeline
 
 from etl_assets_tests.conftest import table_checksums
-from etl_assets_tests.helpers import drop_schema
+from etl_assets_tests.helpers import drop_schema, pipeline_config
 
 GROUP = "19:trip0rder@thread.skype"
 ANN, BOB, CAT = "8:live:ann", "8:live:bob", "8:live:cat"
@@ -108,7 +108,7 @@ def test_every_load_order_gives_the_same_tables_and_the_newest_values(
     for number, order in enumerate(itertools.permutations(paths)):
         target = f"{schema}_{number}"
         try:
-            pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=target)
+            pipeline = ETLPipeline(pipeline_config(database_url, tmp_path / "artifacts", target))
             for name in order:
                 pipeline.run(paths[name])
             checksums[order] = table_checksums(database_url, target)
@@ -149,7 +149,7 @@ def test_a_warehouse_from_the_previous_schema_is_upgraded_and_keeps_its_export_i
 
     path = tmp_path / "ann_d1.json"
     path.write_text(json.dumps(_documents()["ann_d1"]))
-    ETLPipeline(database_url, tmp_path / "artifacts", schema=schema).run(path)
+    ETLPipeline(pipeline_config(database_url, tmp_path / "artifacts", schema)).run(path)
     published = [c.name for t in s.ALL_TABLES for c in t.columns if c.published]
     with psycopg.connect(database_url) as conn:  # as the previous schema had it
         for table, column in (("conversations", "source_export"), ("conversations", "named_after_person"),
@@ -163,7 +163,7 @@ def test_a_warehouse_from_the_previous_schema_is_upgraded_and_keeps_its_export_i
     Loader(database_url, schema).migrate()
     later = tmp_path / "ann_d2.json"
     later.write_text(json.dumps(_documents()["ann_d2"]))
-    again = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema)
+    again = ETLPipeline(pipeline_config(database_url, tmp_path / "artifacts", schema))
     again.run(later)
     again.run(path)  # republished by another transform run: keeps its old id
     columns = _values(database_url, schema, "SELECT table_name, column_name, data_type FROM information_schema.columns "

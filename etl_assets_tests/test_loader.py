@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from etl_assets.etl.config import ETLConfig
 from etl_assets.etl import schema as s
 from etl_assets.etl.extract.extractor import Extractor
 from etl_assets.etl.load.loader import ExportInfo, Loader
@@ -19,7 +20,7 @@ from etl_assets_tests.helpers import drop_schema
 
 
 def _transform(path: Path, out: Path, sha: str) -> Path:
-    Transformer(out, export_sha256=sha).run(Extractor(path))
+    Transformer(out, export_sha256=sha, config=ETLConfig(workers=1)).run(Extractor(path))
     return out
 
 
@@ -217,7 +218,7 @@ def test_phase_stats_are_recorded(loader: Loader, database_url: str, schema: str
 
 
 def test_text_search_configuration_is_configurable(database_url: str, schema: str) -> None:
-    Loader(database_url, schema, text_search_config="english").migrate()
+    Loader(database_url, schema, config=ETLConfig(text_search_config="english")).migrate()
     with psycopg.connect(database_url) as conn:
         expression = conn.execute(
             "SELECT generation_expression FROM information_schema.columns "
@@ -226,7 +227,7 @@ def test_text_search_configuration_is_configurable(database_url: str, schema: st
         ).fetchone()[0]
     assert "english" in expression
     with pytest.raises(ValueError):
-        Loader(database_url, schema, text_search_config="english; DROP TABLE x").migrate()
+        Loader(database_url, schema, config=ETLConfig(text_search_config="english; DROP TABLE x")).migrate()
 
 
 def test_first_load_settles_duplicate_copies_like_a_merge(database_url: str, schema: str, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from etl_assets.etl.pipeline import ETLPipeline
 from etl_assets.etl.samples import generate_export
 
 from etl_assets_tests.conftest import table_checksums
-from etl_assets_tests.helpers import drop_schema, run_cli
+from etl_assets_tests.helpers import drop_schema, run_cli, pipeline_config
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -113,7 +113,7 @@ def test_sparse_gigabyte_member_is_skipped_without_writing_it(
     path = _write_tar(tmp_path / "sparse.tar", media_export, {victim: _sparse_member(victim, GIB)})
     assert path.stat().st_size < 2 * MIB  # a small archive that expands to more than a gigabyte
     artifacts = tmp_path / "artifacts"
-    result = ETLPipeline(database_url, artifacts, schema=schema).run(path)
+    result = ETLPipeline(pipeline_config(database_url, artifacts, schema)).run(path)
     written = sum(p.stat().st_size for p in (artifacts / "media").iterdir())
     assert written < 2 * MIB
     statuses = _attachments(database_url, schema)
@@ -136,9 +136,7 @@ def test_expanded_bytes_count_against_the_per_file_and_total_limits(
     sizes = [len(members[n]) for n in names[1:]]
     total = sum(sizes[: len(sizes) // 2])  # room for about half of the other files
     artifacts = tmp_path / "artifacts"
-    pipeline = ETLPipeline(
-        database_url, artifacts, schema=schema, media_max_file_bytes=MIB, media_max_total_bytes=total
-    )
+    pipeline = ETLPipeline(pipeline_config(database_url, artifacts, schema, media_max_file_bytes=MIB, media_max_total_bytes=total))
     result = pipeline.run(path)
     statuses = _attachments(database_url, schema)
     status, note = statuses[names[0]]
@@ -226,14 +224,14 @@ def test_default_total_limit_leaves_a_margin_of_the_disk_free(tmp_path: Path) ->
 
 
 def test_settings_carry_the_media_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    from etl_assets.defs.resources import resources_from_settings
-    from etl_assets.settings import Settings
+    from etl_assets.defs.resources import resources_from_config
+    from etl_assets.etl.config import load_config
 
     monkeypatch.setenv("ETL_MEDIA_MAX_FILE_BYTES", "1000")
     monkeypatch.setenv("ETL_MEDIA_MAX_TOTAL_BYTES", "5000")
-    settings = Settings.from_env()
-    assert (settings.media_max_file_bytes, settings.media_max_total_bytes) == (1000, 5000)
-    pipeline_settings = resources_from_settings(settings)["pipeline_settings"]
+    config = load_config()
+    assert (config.media_max_file_bytes, config.media_max_total_bytes) == (1000, 5000)
+    pipeline_settings = resources_from_config(config)["pipeline_settings"]
     assert (pipeline_settings.media_max_file_bytes, pipeline_settings.media_max_total_bytes) == (1000, 5000)
 
 
@@ -246,8 +244,9 @@ _MEASURE = textwrap.dedent(
     import json, resource, sys, time
     from etl_assets.etl.extract import extractor
     from etl_assets.etl.pipeline import ETLPipeline
+    from etl_assets_tests.helpers import pipeline_config
     started = time.perf_counter()
-    result = ETLPipeline(sys.argv[1], sys.argv[2], schema=sys.argv[3], copy_raw=False).run(sys.argv[4])
+    result = ETLPipeline(pipeline_config(sys.argv[1], sys.argv[2], sys.argv[3]), copy_raw=False).run(sys.argv[4])
     print(json.dumps({
         "seconds": time.perf_counter() - started,
         "walks": getattr(extractor, "archive_walks", lambda: None)(),

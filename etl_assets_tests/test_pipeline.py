@@ -9,10 +9,11 @@ import pytest
 from etl_assets.etl.compat import SkypeETLPipeline, db_config_to_url
 from etl_assets.etl.errors import MemoryLimitExceeded
 from etl_assets.etl.pipeline import ETLPipeline
+from etl_assets_tests.helpers import pipeline_config
 
 
 def test_run_reports_each_phase(database_url: str, schema: str, small_export, tmp_path: Path) -> None:
-    pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema)
+    pipeline = ETLPipeline(pipeline_config(database_url, tmp_path / "artifacts", schema))
     result = pipeline.run(small_export.path)
     assert set(result.phases) == {"extract", "transform", "load", "media"}
     extract = result.phases["extract"]
@@ -27,7 +28,7 @@ def test_run_reports_each_phase(database_url: str, schema: str, small_export, tm
 
 
 def test_transform_is_reused_for_the_same_input_and_code(database_url: str, schema: str, small_export, tmp_path: Path) -> None:
-    pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema)
+    pipeline = ETLPipeline(pipeline_config(database_url, tmp_path / "artifacts", schema))
     raw, _ = pipeline.extract(small_export.path)
     first, _ = pipeline.transform(raw)
     marker = Path(first.directory) / "messages" / "messages-0-00000.parquet"
@@ -38,7 +39,7 @@ def test_transform_is_reused_for_the_same_input_and_code(database_url: str, sche
 
 
 def test_memory_limit_stops_with_a_clear_error(database_url: str, schema: str, small_export, tmp_path: Path) -> None:
-    pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema, memory_limit_mb=1)
+    pipeline = ETLPipeline(pipeline_config(database_url, tmp_path / "artifacts", schema, memory_limit_mb=1))
     with pytest.raises(MemoryLimitExceeded, match="memory_limit_mb"):
         pipeline.run(small_export.path)
 
@@ -60,7 +61,7 @@ def test_media_files_are_copied_and_linked_by_docid(database_url: str, schema: s
     import psycopg
     from psycopg import sql
 
-    pipeline = ETLPipeline(database_url, tmp_path / "artifacts", schema=schema)
+    pipeline = ETLPipeline(pipeline_config(database_url, tmp_path / "artifacts", schema))
     pipeline.run(small_export.path)
     stored = sorted((tmp_path / "artifacts" / "media").glob("*.1.*"))
     assert len(stored) == small_export.rows["media_files"]

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from etl_assets.etl.config import ETLConfig
 from etl_assets.etl.transform import content as content_module
 from etl_assets.etl.transform.content import ParsedContent, parse_content
 from etl_assets.etl.extract.extractor import MARK, Extractor, _MemberReader
@@ -291,7 +292,7 @@ def test_transformer_puts_every_message_in_messages_or_rejected(conversations) -
         path = Path(d) / "messages.json"
         path.write_text(json.dumps(doc, ensure_ascii=True))
         out = Path(d) / "out"
-        Transformer(out, export_sha256="0" * 64, workers=1).run(Extractor(path))
+        Transformer(out, export_sha256="0" * 64, config=ETLConfig(workers=1)).run(Extractor(path))
         rows = _rows(out, "messages")
         rejected = _rows(out, "rejected_records")
     rejected_messages = [r for r in rejected if ".MessageList[" in r["location"]]

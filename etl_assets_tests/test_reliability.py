@@ -152,10 +152,10 @@ DAGSTER_RUN = """
 import sys
 import dagster as dg
 from etl_assets.materialize import materialize_export
-from etl_assets.settings import Settings
+from etl_assets.etl.config import load_config
 
 with dg.instance_for_test() as instance:
-    _, result = materialize_export(Settings.from_env(), instance, sys.argv[1])
+    _, result = materialize_export(load_config(), instance, sys.argv[1])
     sys.exit(0 if result.success else 1)
 """
 

@@ -24,7 +24,7 @@ from psycopg import sql
 
 from etl_assets.defs.instance import DAGSTER_YAML, ensure_instance
 
-from etl_assets_tests.helpers import settings_for_test
+from etl_assets_tests.helpers import config_for_test
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,8 +65,8 @@ def _wait_for(what: str, condition, timeout: float, log: Path):
 def test_killed_run_worker_ends_failed_and_one_retry_succeeds(
     tmp_path: Path, own_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = settings_for_test(tmp_path, own_database, "unused")
-    env = {**os.environ, **ensure_instance(settings), "CRASH_JOB_DIR": str(tmp_path)}
+    config = config_for_test(tmp_path, own_database, "unused")
+    env = {**os.environ, **ensure_instance(config), "CRASH_JOB_DIR": str(tmp_path)}
     for name, value in env.items():
         if name.startswith("DAGSTER_"):
             monkeypatch.setenv(name, value)

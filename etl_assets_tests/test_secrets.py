@@ -26,7 +26,6 @@ from psycopg import sql
 
 from etl_assets.definitions import build_definitions
 from etl_assets.materialize import materialize_export
-from etl_assets.settings import Settings
 
 
 
@@ -54,16 +53,12 @@ def secret_url(server_url: str) -> Iterator[tuple[str, str]]:
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
-def settings_for_test(tmp_path: Path, database_url: str, schema: str) -> Settings:
+def config_for_test(tmp_path: Path, database_url: str, schema: str) -> ETLConfig:
     home = tmp_path / "home"
-    return dataclasses.replace(
-        Settings.from_env(),
-        home=home,
-        inbox=home / "inbox",
-        artifacts=home / "artifacts",
-        handles_url=str(home / "artifacts" / "handles"),
+    return load_config(
+        home=str(home),
         database_url=database_url,
-        schema=schema,
+        schema_name=schema,
         workers=1,
     )
 
@@ -148,9 +143,9 @@ def test_dagster_run_events_metadata_and_records_never_show_the_password(
 ) -> None:
     url, password = secret_url
     schema = f"s_{uuid.uuid4().hex[:8]}"
-    settings = settings_for_test(tmp_path, url, schema)
+    config = config_for_test(tmp_path, url, schema)
     with dg.instance_for_test() as instance:
-        _, result = materialize_export(settings, instance, small_export.path)
+        _, result = materialize_export(config, instance, small_export.path)
         assert result.success
         run_id = result.run_id
 
@@ -185,8 +180,8 @@ def test_dagster_job_snapshot_never_shows_the_password(secret_url: tuple[str, st
     from dagster._serdes import serialize_value
 
     url, password = secret_url
-    settings = settings_for_test(tmp_path, url, "skype")
-    job = build_definitions(settings).resolve_job_def("load_skype_export")
+    config = config_for_test(tmp_path, url, "skype")
+    job = build_definitions(config).resolve_job_def("load_skype_export")
     snapshot = serialize_value(JobSnap.from_job_def(job))
     assert password not in snapshot
 
@@ -342,9 +337,9 @@ def test_matrix_working_database_load_psql_and_dagster_run_never_show_the_passwo
 
     for name, value in given.env.items():
         monkeypatch.setenv(name, value)
-    settings = settings_for_test(tmp_path / "dagster", given.target, f"{schema}_dg")
+    config = config_for_test(tmp_path / "dagster", given.target, f"{schema}_dg")
     with dg.instance_for_test() as instance:
-        _, result = materialize_export(settings, instance, small_export.path)
+        _, result = materialize_export(config, instance, small_export.path)
         assert result.success
         for record in instance.all_logs(result.run_id):
             assert not given.leaks(str(record) + repr(record))

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from etl_assets.etl.config import ETLConfig
 from etl_assets.etl import schema as s
 from etl_assets.etl.extract.extractor import Extractor
 from etl_assets.etl.transform.transformer import Transformer
@@ -26,7 +27,7 @@ def read_tables(out: Path) -> dict[str, pa.Table]:
 
 
 def _transform(small_export, out: Path, workers: int):
-    transformer = Transformer(out, export_sha256="f" * 64, batch_size=128, workers=workers, min_messages_per_worker=100)
+    transformer = Transformer(out, export_sha256="f" * 64, config=ETLConfig(batch_size=128, workers=workers), min_messages_per_worker=100)
     return transformer.run(Extractor(small_export.path)), read_tables(out)
 
 

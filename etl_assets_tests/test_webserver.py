@@ -25,7 +25,7 @@ from etl_assets.defs.partitions import partition_key_for
 from etl_assets.etl.extract.fingerprint import content_fingerprint
 from etl_assets.etl.load.loader import Loader
 
-from etl_assets_tests.helpers import drop_schema, settings_for_test
+from etl_assets_tests.helpers import drop_schema, config_for_test
 
 pytestmark = pytest.mark.slow
 
@@ -54,14 +54,14 @@ def _graphql(base: str, query: str, variables: dict | None = None) -> dict:
 def dagster_dev(tmp_path_factory: pytest.TempPathFactory, database_url: str):
     tmp_path = tmp_path_factory.mktemp("dagster_dev")
     schema = f"ui_{uuid.uuid4().hex[:8]}"
-    settings = settings_for_test(tmp_path, database_url, schema)
+    config = config_for_test(tmp_path, database_url, schema)
     env = {
         **os.environ,
-        **ensure_instance(settings),
+        **ensure_instance(config),
         "ETL_DATABASE_URL": database_url,
         "ETL_SCHEMA": schema,
-        "ETL_INBOX": str(settings.inbox),
-        "ETL_ARTIFACTS": str(settings.artifacts),
+        "ETL_INBOX": str(config.inbox_dir),
+        "ETL_ARTIFACTS": str(config.artifacts_dir),
     }
     port = _free_port()
     log = open(tmp_path / "dagster_dev.log", "w")
@@ -83,7 +83,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory, database_url: str):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError((tmp_path / "dagster_dev.log").read_text()[-3000:])
                 time.sleep(1)
-        yield base, info, settings, schema
+        yield base, info, config, schema
     finally:
         drop_schema(database_url, schema)
         os.killpg(process.pid, signal.SIGINT)
@@ -95,7 +95,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory, database_url: str):
 
 
 def test_webserver_runs_an_export_launched_through_graphql(dagster_dev, database_url: str, small_export) -> None:
-    base, info, settings, schema = dagster_dev
+    base, info, config, schema = dagster_dev
     assert "dagster_webserver_version" in info
 
     repos = _graphql(base, "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }")

@@ -7,7 +7,6 @@ temporary ETL_HOME (artifacts, handles; other settings from the environment, as 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import tempfile
@@ -24,14 +23,14 @@ def load(path: str, url: str, schema: str) -> str:
     import dagster as dg
 
     from etl_assets.materialize import failure_reason, materialize_export
-    from etl_assets.settings import Settings
+    from etl_assets.etl.config import load_config
 
     home = Path(tempfile.mkdtemp(prefix="etl_home_"))
     try:
         os.environ.update({"ETL_HOME": str(home), "ETL_ARTIFACTS": "", "ETL_INBOX": "", "ETL_HANDLES_URL": ""})
-        settings = dataclasses.replace(Settings.from_env(), database_url=url, schema=schema)
+        config = load_config(database_url=url, schema_name=schema)
         with dg.DagsterInstance.ephemeral() as instance:
-            _, result = materialize_export(settings, instance, path, quiet=True)
+            _, result = materialize_export(config, instance, path, quiet=True)
             if not result.success:
                 raise SystemExit(f"dagster run {result.run_id} failed: {failure_reason(result)}")
             return result.run_id

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 
 from etl_assets.etl.load.database import resolve_database_url, sqlalchemy_url
-from etl_assets.settings import Settings
+from etl_assets.etl.config import ETLConfig
 
 INSTANCE_SCHEMA = "dagster"
 
@@ -59,27 +59,27 @@ def instance_url(database_url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def ensure_instance(settings: Settings) -> dict[str, str]:
+def ensure_instance(config: ETLConfig) -> dict[str, str]:
     """Create ``dagster.yaml`` and the instance schema; return the environment Dagster needs."""
-    database_url = resolve_database_url(settings.database_url, home=settings.home)
+    database_url = resolve_database_url(config.database_url, home=config.home_dir)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{INSTANCE_SCHEMA}"')
-    home = settings.dagster_home
+    home = config.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists() or config.read_text() != DAGSTER_YAML:
         config.write_text(DAGSTER_YAML)
-    for folder in (settings.inbox, settings.artifacts):
+    for folder in (config.inbox_dir, config.artifacts_dir):
         Path(folder).mkdir(parents=True, exist_ok=True)
     return {
         "DAGSTER_HOME": str(home),
         "DAGSTER_POSTGRES_URL": instance_url(database_url),
-        "ETL_HOME": str(settings.home),
+        "ETL_HOME": config.home,
     }
 
 
-def apply_instance_env(settings: Settings) -> dict[str, str]:
+def apply_instance_env(config: ETLConfig) -> dict[str, str]:
     """``ensure_instance`` and put its variables into this process's environment."""
-    env = ensure_instance(settings)
+    env = ensure_instance(config)
     os.environ.update(env)
     return env

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
+from .config import load_config
 from .pipeline import ETLPipeline
 
 
@@ -30,11 +31,7 @@ class SkypeETLPipeline:
     """``run_pipeline`` extracts, transforms and loads one export and returns a summary dict."""
 
     def __init__(self, db_config: dict | str | None = None, output_dir: str | Path = "output", schema: str = "skype") -> None:
-        from .load.database import resolve_database_url
-
-        self.database_url = resolve_database_url(db_config_to_url(db_config))
-        self.output_dir = Path(output_dir)
-        self.schema = schema
+        self.config = load_config(database_url=db_config_to_url(db_config), artifacts=str(output_dir), schema_name=schema)
 
     def run_pipeline(
         self,
@@ -46,7 +43,7 @@ class SkypeETLPipeline:
 
         ``user_display_name`` names the export owner in ``people`` when the export does not.
         """
-        pipeline = ETLPipeline(self.database_url, self.output_dir, schema=self.schema, copy_raw=False)
+        pipeline = ETLPipeline(self.config, copy_raw=False)
         result = pipeline.run(file_path)
         if user_display_name and result.raw.user_id:
             pipeline.loader.name_owner(result.transformed.user_id, user_display_name)

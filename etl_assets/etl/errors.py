@@ -26,3 +26,32 @@ class InvalidExportError(EtlError):
 
 class MemoryLimitExceeded(EtlError):
     """The process grew past the configured ``memory_limit_mb``; stopped before an OOM kill."""
+
+
+class InvalidSettingError(EtlError, ValueError):
+    """A setting the user must change; the message names the setting and the reason."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        self.setting = setting
+        self.reason = reason
+        super().__init__(f"{setting}: {reason}")
+
+
+class InvalidDatabaseUrl(EtlError):
+    """A database URL or connection string that libpq cannot use; the message has no secret."""
+
+
+class DatabaseError(EtlError):
+    """A database operation failed; the message never contains a password."""
+
+
+class ConnectError(EtlError):
+    """No connection could be made; the message names the server without any password."""
+
+
+class LockTimeout(EtlError):
+    """A lock stayed taken by another session for longer than ``ETL_LOCK_TIMEOUT_SECONDS``."""
+
+
+class EmbeddedServerError(EtlError):
+    """The embedded PostgreSQL could not be set up or started safely."""

@@ -11,21 +11,12 @@ from __future__ import annotations
 
 import re
 
-from .errors import EtlError
+from .errors import EtlError, InvalidSettingError
 
 POSTGRES_IDENTIFIER_BYTES = 63
 STAGING_SUFFIX = "_staging"
 MAX_SCHEMA_BYTES = POSTGRES_IDENTIFIER_BYTES - len(STAGING_SUFFIX.encode())
 _PLAIN_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
-
-
-class InvalidSettingError(EtlError, ValueError):
-    """A setting the user must change; the message names the setting and the reason."""
-
-    def __init__(self, setting: str, reason: str) -> None:
-        self.setting = setting
-        self.reason = reason
-        super().__init__(f"{setting}: {reason}")
 
 
 def staging_schema_name(schema: str) -> str:

@@ -20,14 +20,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import durable
+from .config import ETLConfig
 from .extract.extractor import Extractor
 from .faults import crash_point
 from .media.copy import MediaReport, copy_media, count_media, media_limits, read_report, write_report
 from .private import private_directory, restrict_new_files
+from .load.database import resolve_database_url
 from .load.loader import ExportInfo, Loader, LoadResult
 from .progress import MemoryMonitor, PhaseStats, ProgressTracker
-from .schema import DEFAULT_TEXT_SEARCH_CONFIG
-from .transform.transformer import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_MESSAGES, TRANSFORM_VERSION, Transformer
+from .transform.transformer import TRANSFORM_VERSION, Transformer
 
 MANIFEST = "_manifest.json"
 
@@ -111,36 +112,17 @@ class ExportResult:
 class ETLPipeline:
     """Runs the components for exports, one phase at a time, measuring each phase."""
 
-    def __init__(
-        self,
-        database_url: str,
-        artifacts_dir: str | Path,
-        *,
-        schema: str = "skype",
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        workers: int = 1,
-        chunk_messages: int = DEFAULT_CHUNK_MESSAGES,
-        memory_limit_mb: float | None = None,
-        copy_raw: bool = True,
-        max_member_bytes: int | None = None,
-        run_id: str | None = None,
-        text_search_config: str = DEFAULT_TEXT_SEARCH_CONFIG,
-        media_max_file_bytes: int | None = None,
-        media_max_total_bytes: int | None = None,
-    ) -> None:
+    def __init__(self, config: ETLConfig, *, run_id: str | None = None, copy_raw: bool = True) -> None:
+        """``copy_raw``: keep a content-addressed copy of each export (Dagster) or read it in place (the command)."""
         restrict_new_files()  # message data, media and raw copies: readable by their owner only
-        self.loader = Loader(database_url, schema, text_search_config=text_search_config)
-        self.artifacts_dir = private_directory(artifacts_dir)
-        self.batch_size = batch_size
-        self.workers = workers
-        self.chunk_messages = chunk_messages
-        self.monitor = MemoryMonitor(memory_limit_mb)
+        self.config = config
+        url = resolve_database_url(config.database_url, home=config.home_dir)
+        self.loader = Loader(url, config.schema_name, config=config)
+        self.artifacts_dir = private_directory(config.artifacts_dir)
+        self.monitor = MemoryMonitor(config.memory_limit_mb)
         self.tracker = ProgressTracker(self.monitor)
         self.copy_raw = copy_raw
-        self.max_member_bytes = max_member_bytes
         self.run_id = run_id or uuid.uuid4().hex
-        self.media_max_file_bytes = media_max_file_bytes
-        self.media_max_total_bytes = media_max_total_bytes
 
     # -- phases ---------------------------------------------------------------------
 
@@ -151,10 +133,10 @@ class ETLPipeline:
         conversations and each one's message count), so the transform does not repeat it.
         """
         with self.monitor, self.tracker.phase("extract") as stats:
-            extractor = Extractor(path, max_member_bytes=self.max_member_bytes)
+            extractor = Extractor(path, max_member_bytes=self.config.max_member_bytes)
             if self.copy_raw:
                 stored, sha, size = extractor.copy_to(self.artifacts_dir / "raw")
-                extractor = Extractor(stored, name=str(path), max_member_bytes=self.max_member_bytes)
+                extractor = Extractor(stored, name=str(path), max_member_bytes=self.config.max_member_bytes)
             else:
                 stored = Path(path)
                 sha, size = extractor.sha256()
@@ -214,9 +196,7 @@ class ETLPipeline:
         return Transformer(
             out_dir.with_name(out_dir.name + ".partial"),
             export_sha256=sha256,
-            batch_size=self.batch_size,
-            workers=self.workers,
-            chunk_messages=self.chunk_messages,
+            config=self.config,
             check=self.monitor.check,
         )
 
@@ -233,7 +213,7 @@ class ETLPipeline:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _transform(self, raw: RawHandle, out_dir: Path) -> TransformedHandle:
-        extractor = raw.extractor(self.max_member_bytes)
+        extractor = raw.extractor(self.config.max_member_bytes)
         transformer = self._transformer(raw.sha256)
         result = transformer.run(extractor)
         handle = TransformedHandle(
@@ -298,8 +278,8 @@ class ETLPipeline:
         which the load publishes as attachment statuses.
         """
         with self.monitor, self.tracker.phase("media") as stats:
-            extractor = raw.extractor(self.max_member_bytes)
-            limits = media_limits(self.artifacts_dir, self.media_max_file_bytes, self.media_max_total_bytes)
+            extractor = raw.extractor(self.config.max_member_bytes)
+            limits = media_limits(self.artifacts_dir, self.config.media_max_file_bytes, self.config.media_max_total_bytes)
             report = copy_media(extractor, self.artifacts_dir, sha256=raw.sha256, limits=limits)
             write_report(self.artifacts_dir, report)
             stats.bytes_read = report.copied_bytes

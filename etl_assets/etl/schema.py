@@ -466,25 +466,22 @@ DERIVED_TABLES: tuple[Table, ...] = (MESSAGE_SOURCES,)
 ALL_TABLES: tuple[Table, ...] = BOOKKEEPING_TABLES + TRANSFORMED_TABLES + DERIVED_TABLES
 
 
-DEFAULT_TEXT_SEARCH_CONFIG = "simple"
-"""Text search configuration of ``messages.content_tsv``: ``simple`` suits every language."""
-
-
-def create_table_sql(
-    table: Table, schema_sql: str, *, staging_name: str | None = None, tsconfig: str = DEFAULT_TEXT_SEARCH_CONFIG
-) -> str:
+def create_table_sql(table: Table, schema_sql: str, *, staging_name: str | None = None, tsconfig: str | None = None) -> str:
     """``CREATE TABLE`` for a table; ``schema_sql`` is an already quoted identifier.
 
     With ``staging_name``, an unlogged staging table of that name with the staging
-    columns and no constraints (the merge applies them).
+    columns and no constraints (the merge applies them). ``tsconfig`` names the text search
+    configuration of generated ``tsvector`` columns (a staging table has none).
     """
-    if not _TSCONFIG.match(tsconfig):
+    if tsconfig is not None and not _TSCONFIG.match(tsconfig):
         raise ValueError(f"not a text search configuration name: {tsconfig!r}")
     staging = staging_name is not None
     lines = []
     for c in table.staging_columns if staging else table.columns:
         null = "" if c.nullable or staging else " NOT NULL"
         default = f" DEFAULT {c.default}" if c.default and not staging else ""
+        if c.generated and tsconfig is None:
+            raise ValueError(f"{table.name}.{c.name} is generated with a text search configuration: give tsconfig")
         generated = f" GENERATED ALWAYS AS ({c.generated.format(tsconfig=tsconfig)}) STORED" if c.generated else ""
         lines.append(f'    "{c.name}" {c.pg_type}{null}{default}{generated}')
     if not staging:

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, unquote
 
-from .errors import EtlError
+from .errors import EtlError, InvalidDatabaseUrl
 
 MASK = "***"
 PASSWORD_ENV = "PGPASSWORD"
@@ -33,10 +33,6 @@ _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # key = value pairs of a libpq connection string; an unterminated quote runs to the end.
 _DSN_PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^'\\]|\\.)*(?:'|\\?$)|(?:[^\s\\]|\\.)*\\?)", re.S)
 _remembered: set[str] = set()
-
-
-class InvalidDatabaseUrl(EtlError):
-    """A database URL or connection string that libpq cannot use; the message has no secret."""
 
 
 def is_secret_key(key: str) -> bool:

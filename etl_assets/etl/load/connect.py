@@ -16,12 +16,9 @@ that is gone. Every connection made here therefore:
 - sets ``lock_timeout`` (every lock wait is bounded) and ``statement_timeout`` (0, no
   limit, by default: index builds of a large export take minutes).
 
-| variable | default | meaning |
-|---|---|---|
-| ``ETL_CONNECT_WAIT_SECONDS`` | ``60`` | how long a connection waits for a free slot or a starting server |
-| ``ETL_LOCK_TIMEOUT_SECONDS`` | ``1800`` | longest wait for a lock: another load of the same export, the publish lock, table locks |
-| ``ETL_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS`` | ``300`` | the server ends a session idle inside a transaction this long |
-| ``ETL_STATEMENT_TIMEOUT_SECONDS`` | ``0`` (none) | longest single statement |
+The waits and timeouts are settings of ``config.py`` (``ETL_CONNECT_WAIT_SECONDS``,
+``ETL_LOCK_TIMEOUT_SECONDS``, ``ETL_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS``,
+``ETL_STATEMENT_TIMEOUT_SECONDS``).
 
 The settings go to the server as startup ``options``, before any the URL or ``PGOPTIONS``
 has (those win); parameters the URL already sets (``keepalives_idle=...``) are kept.
@@ -48,19 +45,15 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from ..errors import EtlError
+from ..config import ETLConfig, load_config
+from ..errors import ConnectError, EtlError, LockTimeout
 from ..secrets import redact, scrub
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CONNECT_WAIT = 60.0
-"""Seconds a connection waits for a free slot or a starting server (``ETL_CONNECT_WAIT_SECONDS``)."""
 REFUSED_WAIT = 15.0
 """Seconds a refused connection (nothing listens there yet) is retried: a wrong URL fails fast."""
-LOCK_TIMEOUT = 1800.0
-IDLE_IN_TRANSACTION_TIMEOUT = 300.0
-STATEMENT_TIMEOUT = 0.0
 KEEPALIVES_IDLE = 30
 KEEPALIVES_INTERVAL = 10
 KEEPALIVES_COUNT = 3
@@ -69,43 +62,24 @@ RETRY_WINDOW = 90.0
 """Seconds a whole operation is retried after transient errors (lost connection, restart, deadlock)."""
 
 
-class ConnectError(EtlError):
-    """No connection could be made; the message names the server without any password."""
-
-
-class LockTimeout(EtlError):
-    """A lock stayed taken by another session for longer than ``ETL_LOCK_TIMEOUT_SECONDS``."""
-
-
-def _seconds_env(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise EtlError(f"{name}={value!r}: not a number of seconds") from None
-    if seconds < 0:
-        raise EtlError(f"{name}={value!r}: must be 0 or more seconds")
-    return seconds
-
-
 @dataclass(frozen=True)
 class ConnectionSettings:
     """Waits and timeouts of every warehouse connection (see the module docstring)."""
 
-    connect_wait: float = CONNECT_WAIT
-    lock_timeout: float = LOCK_TIMEOUT
-    idle_in_transaction_timeout: float = IDLE_IN_TRANSACTION_TIMEOUT
-    statement_timeout: float = STATEMENT_TIMEOUT
+    connect_wait: float
+    lock_timeout: float
+    idle_in_transaction_timeout: float
+    statement_timeout: float
 
     @classmethod
-    def from_env(cls) -> ConnectionSettings:
+    def from_config(cls, config: ETLConfig | None = None) -> ConnectionSettings:
+        """The settings of ``config``, or of the environment's configuration."""
+        config = config or load_config()
         return cls(
-            connect_wait=_seconds_env("ETL_CONNECT_WAIT_SECONDS", CONNECT_WAIT),
-            lock_timeout=_seconds_env("ETL_LOCK_TIMEOUT_SECONDS", LOCK_TIMEOUT),
-            idle_in_transaction_timeout=_seconds_env("ETL_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", IDLE_IN_TRANSACTION_TIMEOUT),
-            statement_timeout=_seconds_env("ETL_STATEMENT_TIMEOUT_SECONDS", STATEMENT_TIMEOUT),
+            connect_wait=config.connect_wait_seconds,
+            lock_timeout=config.lock_timeout_seconds,
+            idle_in_transaction_timeout=config.idle_in_transaction_timeout_seconds,
+            statement_timeout=config.statement_timeout_seconds,
         )
 
     def server_options(self) -> dict[str, str]:
@@ -226,7 +200,7 @@ def _connect(url: str, autocommit: bool, settings: ConnectionSettings | None = N
     Fails with :class:`ConnectError` (server named, password redacted) when the wait is over
     or the failure is not one that waiting can cure (authentication, unknown database).
     """
-    settings = settings or ConnectionSettings.from_env()
+    settings = settings or ConnectionSettings.from_config()
     params = connection_parameters(url, settings)
     started = time.monotonic()
 
@@ -286,7 +260,7 @@ def export_lock(
     (default ``ETL_LOCK_TIMEOUT_SECONDS``) for another load of the export, then raises
     :class:`LockTimeout` naming the session that holds it.
     """
-    settings = settings or ConnectionSettings.from_env()
+    settings = settings or ConnectionSettings.from_config()
     wait = settings.lock_timeout if wait is None else wait
     conn = _connect(url, False, settings)
     stop = threading.Event()

@@ -6,7 +6,6 @@ this process exits, so the Dagster webserver, daemon and run workers all share i
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .embedded import psql_executable, start_embedded  # noqa: F401 - psql_executable: the command's face
@@ -26,12 +25,9 @@ def scrub_secret(text: str, url: str) -> str:
     return scrub(text, url)
 
 
-def resolve_database_url(url: str | None = None, *, home: str | Path | None = None) -> str:
-    """``url`` if given, else ``ETL_DATABASE_URL``, else the embedded server under ``home``/``ETL_HOME``."""
-    url = url or os.environ.get("ETL_DATABASE_URL") or None
-    if url:
-        return url
-    return start_embedded(home or os.environ.get("ETL_HOME", ".etl_home"))
+def resolve_database_url(url: str | None, *, home: str | Path) -> str:
+    """``url`` if given, else the embedded server under ``home`` (started if needed)."""
+    return url or start_embedded(home)
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -35,7 +35,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ..errors import EtlError
+from ..errors import EmbeddedServerError, EtlError
 from ..private import private_directory
 
 EMBEDDED_DATABASE = "skype"
@@ -52,10 +52,6 @@ EMBEDDED_SETTINGS = {
     "max_wal_senders": "0",
 }
 _SETTINGS_MARK = "# skype-etl settings"
-
-
-class EmbeddedServerError(EtlError):
-    """The embedded PostgreSQL could not be set up or started safely."""
 
 
 def embedded_pgdata(home: str | Path) -> Path:

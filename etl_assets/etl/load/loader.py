@@ -32,9 +32,10 @@ from psycopg.types.json import Jsonb
 
 from .. import schema as s
 from .binary_copy import copy_batches, parquet_batches
-from .connect import _connect, _retrying, export_lock
+from ..config import ETLConfig, load_config
+from .connect import ConnectionSettings, _connect, _retrying, export_lock
 from .copy_order import COPY_ORDER, child_order, message_order, sorts_before
-from ..errors import EtlError
+from ..errors import DatabaseError, EtlError
 from ..faults import crash_point
 from .first_load import FIRST_LOAD_TABLES, is_first_load, load_first
 
@@ -83,17 +84,16 @@ class LoadResult:
     """Tables a first load filled by COPY straight into the table (indexes built after the rows)."""
 
 
-class DatabaseError(EtlError):
-    """A database operation failed; the message never contains a password."""
-
-
 class Loader:
     """Creates and migrates the warehouse schema and publishes transformed exports."""
 
-    def __init__(self, database_url: str, schema: str = "skype", *, text_search_config: str = s.DEFAULT_TEXT_SEARCH_CONFIG) -> None:
+    def __init__(self, database_url: str, schema: str = "skype", *, config: ETLConfig | None = None) -> None:
+        """``config`` gives the text search configuration and the connections' waits and timeouts."""
+        config = config or load_config()
         self.database_url = database_url
         self.schema = schema
-        self.text_search_config = text_search_config
+        self.text_search_config = config.text_search_config
+        self.connection_settings = ConnectionSettings.from_config(config)
         self.staging_schema = f"{schema}_staging"
         self._schema_sql = sql.Identifier(schema)
         self._staging_sql = sql.Identifier(self.staging_schema)
@@ -102,7 +102,7 @@ class Loader:
     @contextmanager
     def connect(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
         """A connection; waits up to ``CONNECT_WAIT`` seconds for a server that is (re)starting."""
-        conn = _connect(self.database_url, autocommit)
+        conn = _connect(self.database_url, autocommit, self.connection_settings)
         with conn:
             yield conn
 
@@ -200,7 +200,7 @@ class Loader:
 
     def _load_once(self, parquet_dir: Path, export: ExportInfo) -> LoadResult:
         tag = f"{export.sha256[:12]}_{export.transform_id[:8]}"
-        with export_lock(self.database_url, export.sha256) as lock_conn:
+        with export_lock(self.database_url, export.sha256, settings=self.connection_settings) as lock_conn:
             crash_point("load.locked")
             published = self._published(lock_conn, export)
             if published is not None:

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import durable, schema
+from ..config import ETLConfig, load_config
 from ..extract.extractor import ConversationRecord, Extractor, MessageRecord
 from ..faults import crash_point
 from ..media.copy import media_index
@@ -37,11 +38,6 @@ TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.8"
 """Changes whenever the transformation's output would change; part of the cache key."""
 
 PARTS_DIR = "_parts"
-DEFAULT_BATCH_SIZE = 2_000
-"""Rows per Parquet row group. Small batches keep memory flat at any export size (measured in
-docs/performance.md: 20,000 cost about 60 MB more per run, at the same speed)."""
-DEFAULT_CHUNK_MESSAGES = 50_000
-"""Messages per transform checkpoint: what a crashed run may redo, and what a chunk holds open."""
 CheckFn = Callable[[], None]
 
 
@@ -114,8 +110,7 @@ class MessageShare:
     counts: tuple[int, ...]
     index: int
     workers: int
-    batch_size: int
-    chunk_messages: int
+    config: ETLConfig
     media: dict[str, str] | None
 
 
@@ -127,18 +122,14 @@ class Transformer:
         work_dir: str | Path,
         *,
         export_sha256: str,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        workers: int = 1,
+        config: ETLConfig | None = None,
         min_messages_per_worker: int = 25_000,
-        chunk_messages: int = DEFAULT_CHUNK_MESSAGES,
         check: CheckFn | None = None,
     ) -> None:
         self.work_dir = Path(work_dir)
         self.export_sha256 = export_sha256
-        self.batch_size = batch_size
-        self.workers = max(1, workers)
+        self.config = config or load_config()
         self.min_messages_per_worker = min_messages_per_worker
-        self.chunk_messages = chunk_messages
         self.check = check
 
     # -- pass 1: conversations ----------------------------------------------------------
@@ -153,7 +144,7 @@ class Transformer:
             return ScanResult(**{**done, "part": PartResult(**done["part"])}), True
         for table in schema.TRANSFORMED_TABLES:
             (self.work_dir / table.name).mkdir(parents=True, exist_ok=True)
-        sinks = _open_sinks(self.work_dir, "conversations", self.batch_size)
+        sinks = _open_sinks(self.work_dir, "conversations", self.config.batch_size)
         writer = RowWriter(sinks, self.export_sha256)
         counts: list[int] = []
         user_id = export_date = None
@@ -170,7 +161,7 @@ class Transformer:
         crash_point("transform.scanned")
         writer.flush_people()
         part = PartResult(rows=_close_sinks(sinks))
-        workers = max(1, min(self.workers, sum(counts) // self.min_messages_per_worker))
+        workers = max(1, min(self.config.workers, sum(counts) // self.min_messages_per_worker))
         media = media_index(extractor)
         result = ScanResult(user_id, export_date, counts, workers, part, media)
         _write_marker(self.work_dir, "conversations", asdict(result))
@@ -197,8 +188,7 @@ class Transformer:
                 counts=tuple(scan.counts),
                 index=k,
                 workers=workers,
-                batch_size=self.batch_size,
-                chunk_messages=self.chunk_messages,
+                config=self.config,
                 media=scan.media,
             )
             for k in range(workers)
@@ -250,7 +240,7 @@ def transform_share(
         chunk.add(MessageRecord(conv, position, data))
         if check is not None and chunk.part.message_records % 2048 == 0:
             check()
-        if chunk.part.message_records >= share.chunk_messages:
+        if chunk.part.message_records >= share.config.chunk_messages:
             parts.append(chunk.close(last_index=i))
             chunk = _Chunk(work_dir, prefix, len(parts), share)
     parts.append(chunk.close(last_index=_LAST))
@@ -269,7 +259,7 @@ class _Chunk:
         self.name = f"{prefix}-{number:05d}"
         for stale in work_dir.glob(f"*/{self.name}.parquet"):
             stale.unlink()  # left by a run that crashed inside this chunk
-        self.sinks = _open_sinks(work_dir, self.name, share.batch_size)
+        self.sinks = _open_sinks(work_dir, self.name, share.config.batch_size)
         self.writer = RowWriter(self.sinks, share.export_sha256)
         self.writer.owner_id = share.owner_id
         self.writer.media = share.media
