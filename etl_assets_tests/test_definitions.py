@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
-import pytest
 from psycopg import sql
 
 from etl_assets.defs.assets import raw_export

@@ -25,6 +25,7 @@ import pytest
 from psycopg import sql
 
 from etl_assets.definitions import build_definitions
+from etl_assets.etl.config import ETLConfig, load_config
 from etl_assets.materialize import materialize_export
 
 

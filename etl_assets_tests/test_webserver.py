@@ -16,7 +16,6 @@ import shutil
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 

@@ -7,7 +7,6 @@ Memory grows with the file: the whole document is parsed into Python objects fir
 from __future__ import annotations
 
 import json
-import time
 
 import psycopg2
 from psycopg2.extras import execute_values

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import EtlError, InvalidSettingError
+from .errors import InvalidSettingError
 
 POSTGRES_IDENTIFIER_BYTES = 63
 STAGING_SUFFIX = "_staging"

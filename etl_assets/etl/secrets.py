@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, unquote
 
-from .errors import EtlError, InvalidDatabaseUrl
+from .errors import InvalidDatabaseUrl
 
 MASK = "***"
 PASSWORD_ENV = "PGPASSWORD"

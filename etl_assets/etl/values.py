@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64_MAX = (1 << 63) - 1
 _PREFIXED = re.compile(r"^(?:\d+|guest):")
 _MIN_EPOCH_MS = -62_135_596_800_000  # 0001-01-01
 _MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31
+_ISO_DURATION_RE = re.compile(r"^P(?:T)?(?:(\d+(?:\.\d*)?)H)?(?:(\d+(?:\.\d*)?)M)?(?:(\d+(?:\.\d*)?)S)?$", re.I)
 
 
 def parse_iso_time(value: object) -> datetime | None:
@@ -61,14 +63,14 @@ def parse_int(value: object) -> int | None:
 
 
 def parse_bool(value: object) -> bool | None:
-    """A boolean from JSON booleans or the strings ``"true"``/``"True"``/``"false"``."""
+    """A boolean from JSON booleans or the strings ``true``/``false``, ``1``/``0``, ``yes``/``no`` (any case)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
         lowered = value.strip().lower()
-        if lowered in ("true", "1"):
+        if lowered in ("true", "1", "yes"):
             return True
-        if lowered in ("false", "0"):
+        if lowered in ("false", "0", "no"):
             return False
     return None
 
@@ -142,3 +144,89 @@ def to_json(value: object) -> str | None:
 def escaped_json(value: object) -> str:
     """JSON text with every non-ASCII character escaped: storable whatever the value holds."""
     return json.dumps(value, ensure_ascii=True, separators=(",", ":"), default=str)
+
+
+# -- attribute strings of the message markup ------------------------------------------
+
+
+def parse_float(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or value == "":
+        return None
+    try:
+        f = float(value)
+    except ValueError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def parse_epoch(value: str | None, per_second: int) -> datetime | None:
+    """UTC time from epoch seconds (``per_second=1``) or milliseconds (1000), exact for integers."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        n: float = int(value)
+    except ValueError:
+        n = parse_float(value)
+        if n is None:
+            return None
+    try:
+        return _EPOCH + (timedelta(seconds=n) if per_second == 1 else timedelta(milliseconds=n))
+    except (OverflowError, ValueError):
+        return None
+
+
+def parse_epoch_auto(value: str | None) -> datetime | None:
+    """Epoch seconds, or milliseconds when the number is too large to be seconds."""
+    n = parse_float(value.strip()) if value else None
+    if n is None:
+        return None
+    return parse_epoch(value, 1000 if abs(n) >= 1e11 else 1)
+
+
+def parse_when(value: str) -> datetime | None:
+    """Epoch seconds or milliseconds (digits only), else an ISO 8601 time, as aware UTC."""
+    value = value.strip()
+    if value.isdigit():
+        return parse_epoch_auto(value)
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Seconds from ``h:mm:ss.ff``, ``mm:ss``, ``PT1M2S`` or a plain number."""
+    if not value:
+        return None
+    value = value.strip()
+    if ":" in value:
+        total = 0.0
+        for part in value.split(":"):
+            f = parse_float(part) if part else 0.0
+            if f is None:
+                return None
+            total = total * 60 + f
+        return total
+    if value[:1] in "Pp":
+        m = _ISO_DURATION_RE.match(value)
+        if not m or not any(m.groups()):
+            return None
+        h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+        return h * 3600 + mi * 60 + s
+    return parse_float(value)
+
+
+def parse_degrees(value: str | None, limit: float) -> float | None:
+    """Decimal degrees from micro-degrees; a value that already looks like degrees is kept."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return int(value) / 1e6
+    except ValueError:
+        f = parse_float(value)
+    if f is None:
+        return None
+    return f if abs(f) <= limit else f / 1e6

@@ -35,7 +35,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ..errors import EmbeddedServerError, EtlError
+from ..errors import EmbeddedServerError
 from ..private import private_directory
 
 EMBEDDED_DATABASE = "skype"

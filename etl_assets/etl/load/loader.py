@@ -35,7 +35,7 @@ from .binary_copy import copy_batches, parquet_batches
 from ..config import ETLConfig, load_config
 from .connect import ConnectionSettings, _connect, _retrying, export_lock
 from .copy_order import COPY_ORDER, child_order, message_order, sorts_before
-from ..errors import DatabaseError, EtlError
+from ..errors import DatabaseError
 from ..faults import crash_point
 from .first_load import FIRST_LOAD_TABLES, is_first_load, load_first
 

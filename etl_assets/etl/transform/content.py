@@ -29,13 +29,23 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from html.entities import html5 as _HTML5
 
-from ..values import escape_unstorable, storable_text
+from ..values import (
+    escape_unstorable,
+    parse_bool,
+    parse_degrees,
+    parse_duration,
+    parse_epoch,
+    parse_epoch_auto,
+    parse_float,
+    parse_int,
+    parse_when,
+    storable_text,
+)
 
 __all__ = [
     "Attachment",
@@ -223,13 +233,11 @@ _LQ_PREFIX_RE = re.compile(
 )
 _LQ_SUFFIX_RE = re.compile(r"\s*<<<\s*$")
 _E_M_TEXT_RE = re.compile(r"<e_m\b[^<>]*>?", re.I)
-_ISO_DURATION_RE = re.compile(r"^P(?:T)?(?:(\d+(?:\.\d*)?)H)?(?:(\d+(?:\.\d*)?)M)?(?:(\d+(?:\.\d*)?)S)?$", re.I)
 _ANY_TAG_RE = re.compile(r"<[A-Za-z/!?][^<>]*>")
 
 _EDIT_PREFIX = "Edited previous message: "
 _MAX_DEPTH = 150
 _NO_ATTRS: dict[str, str] = {}
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _VOID = frozenset(
     "br hr img e_m meta input wbr link source col area base embed param track originalname filesize swift".split()
@@ -599,8 +607,8 @@ def _h_img(el: _El, ctx: _Ctx, out: list[str]) -> None:
             Attachment(
                 kind="photo",
                 uri=src,
-                width=_int(a.get("width")),
-                height=_int(a.get("height")),
+                width=parse_int(a.get("width")),
+                height=parse_int(a.get("height")),
                 extra={"alt": alt} if alt else None,
             )
         )
@@ -609,7 +617,7 @@ def _h_img(el: _El, ctx: _Ctx, out: list[str]) -> None:
 def _h_e_m(el: _El, ctx: _Ctx, out: list[str]) -> None:
     ctx.saw_edit = True
     a = el.attrs
-    when = _epoch(a.get("ts_ms"), 1000) or _epoch_auto(a.get("ts"))
+    when = parse_epoch(a.get("ts_ms"), 1000) or parse_epoch_auto(a.get("ts"))
     if when is not None and (ctx.edited_at is None or when > ctx.edited_at):
         ctx.edited_at = when
     if el.children:
@@ -630,7 +638,7 @@ def _h_quote(el: _El, ctx: _Ctx, out: list[str]) -> None:
         Quote(
             author_id=_opt(a.get("author")),
             author_name=_opt(a.get("authorname")),
-            quoted_at=_epoch_auto(a.get("timestamp")),
+            quoted_at=parse_epoch_auto(a.get("timestamp")),
             conversation_id=_opt(a.get("conversation")),
             message_id=_opt(a.get("messageid")),
             text=_clean_quote("".join(buf)),
@@ -662,7 +670,7 @@ def _h_partlist(el: _El, ctx: _Ctx, out: list[str]) -> None:
             CallParticipant(
                 person_id=_opt(part.attrs.get("identity")),
                 name=_opt(_plain(name_el).strip()) if name_el is not None else None,
-                duration_seconds=_float(_plain(duration_el)) if duration_el is not None else None,
+                duration_seconds=parse_float(_plain(duration_el)) if duration_el is not None else None,
             )
         )
     a = el.attrs
@@ -678,7 +686,7 @@ def _h_thread(el: _El, ctx: _Ctx, out: list[str]) -> None:
             continue
         tag = c.tag
         if tag == "eventtime":
-            event_at = _epoch(_plain(c), 1000)
+            event_at = parse_epoch(_plain(c), 1000)
         elif tag == "initiator":
             initiator = _opt(_plain(c).strip()) or _opt(c.attrs.get("name"))
         elif tag == "value":
@@ -739,8 +747,8 @@ def _h_location(el: _El, ctx: _Ctx, out: list[str]) -> None:
             break
     address = _opt(a.get("address"))
     ctx.location = Location(
-        latitude=_degrees(a.get("latitude"), 90.0),
-        longitude=_degrees(a.get("longitude"), 180.0),
+        latitude=parse_degrees(a.get("latitude"), 90.0),
+        longitude=parse_degrees(a.get("longitude"), 180.0),
         address=address,
         url=url,
     )
@@ -760,14 +768,14 @@ def _h_files(el: _El, ctx: _Ctx, out: list[str]) -> None:
         index = a.get("index")
         extra: dict = {}
         if index is not None:
-            extra["index"] = _int(index) if _int(index) is not None else index
+            extra["index"] = parse_int(index) if parse_int(index) is not None else index
         if a.get("tid"):
             extra["tid"] = a["tid"]
         ctx.attachments.append(
             Attachment(
                 kind="file",
                 original_name=name or None,
-                size_bytes=_int(a.get("size")),
+                size_bytes=parse_int(a.get("size")),
                 uri=_opt(a.get("url")),
                 extra=extra or None,
             )
@@ -788,9 +796,9 @@ def _h_uriobject(el: _El, ctx: _Ctx, out: list[str]) -> None:
     uri = _opt(a.get("uri"))
     original_name = size = title = description = b64 = call_id = None
     meta_name = None
-    duration = _duration(a.get("duration"))
+    duration = parse_duration(a.get("duration"))
     if duration is None and a.get("durationms"):
-        ms = _float(a.get("durationms"))
+        ms = parse_float(a.get("durationms"))
         duration = ms / 1000 if ms is not None else None
     for d in _descendants(el):
         tag = d.tag
@@ -798,7 +806,7 @@ def _h_uriobject(el: _El, ctx: _Ctx, out: list[str]) -> None:
         if tag == "originalname":
             original_name = original_name or _opt((da.get("v") or "").strip())
         elif tag == "filesize":
-            size = size if size is not None else _int(da.get("v"))
+            size = size if size is not None else parse_int(da.get("v"))
         elif tag == "meta":
             meta_name = meta_name or _opt((da.get("originalname") or "").strip())
         elif tag == "swift":
@@ -810,7 +818,7 @@ def _h_uriobject(el: _El, ctx: _Ctx, out: list[str]) -> None:
         elif tag == "id" and (da.get("type") or "").lower() == "callid":
             call_id = call_id or _opt(da.get("value"))
         if duration is None and "duration" in da:
-            duration = _duration(da["duration"])
+            duration = parse_duration(da["duration"])
     extra: dict = {}
     card_text = None
     if b64:
@@ -832,7 +840,7 @@ def _h_uriobject(el: _El, ctx: _Ctx, out: list[str]) -> None:
     for key, value in a.items():
         if "time" in key and value:
             extra[key] = value
-            when = _when(value)
+            when = parse_when(value)
             if when is not None and "scheduled_at" not in extra and ctx.mtype == "richtext/scheduledcallinvite":
                 extra["scheduled_at"] = when.isoformat()
     doc_id = _opt((a.get("doc_id") or "").strip())
@@ -846,8 +854,8 @@ def _h_uriobject(el: _El, ctx: _Ctx, out: list[str]) -> None:
             uri_type=uri_type or None,
             original_name=name,
             size_bytes=size,
-            width=_int(a.get("width")),
-            height=_int(a.get("height")),
+            width=parse_int(a.get("width")),
+            height=parse_int(a.get("height")),
             duration_seconds=duration,
             doc_id=doc_id,
             uri=uri,
@@ -905,8 +913,8 @@ def _poll(el: _El, ctx: _Ctx, out: list[str]) -> None:
     ctx.poll = Poll(
         question=question,
         options=options,
-        multiple_votes=_bool(a.get("allowmultiplevotes")),
-        expires_at=_epoch(a.get("expirationtimems"), 1000),
+        multiple_votes=parse_bool(a.get("allowmultiplevotes")),
+        expires_at=parse_epoch(a.get("expirationtimems"), 1000),
     )
     if question:
         _soft_break(out)
@@ -999,109 +1007,6 @@ def _opt(value: str | None) -> str | None:
     return value if value else None
 
 
-def _int(value: str | None) -> int | None:
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        f = _float(value)
-        return int(f) if f is not None else None
-
-
-def _float(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        f = float(value)
-    except ValueError:
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _bool(value: str | None) -> bool | None:
-    if value is None:
-        return None
-    v = value.strip().lower()
-    if v in ("true", "1", "yes"):
-        return True
-    if v in ("false", "0", "no"):
-        return False
-    return None
-
-
-def _epoch(value: str | None, per_second: int) -> datetime | None:
-    """UTC time from epoch seconds (``per_second=1``) or milliseconds (1000), exact for integers."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        n: float = int(value)
-    except ValueError:
-        n = _float(value)
-        if n is None:
-            return None
-    try:
-        return _EPOCH + (timedelta(seconds=n) if per_second == 1 else timedelta(milliseconds=n))
-    except (OverflowError, ValueError):
-        return None
-
-
-def _epoch_auto(value: str | None) -> datetime | None:
-    """Epoch seconds, or milliseconds when the number is too large to be seconds."""
-    n = _float(value.strip()) if value else None
-    if n is None:
-        return None
-    return _epoch(value, 1000 if abs(n) >= 1e11 else 1)
-
-
-def _when(value: str) -> datetime | None:
-    value = value.strip()
-    if value.isdigit():
-        return _epoch_auto(value)
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-
-
-def _duration(value: str | None) -> float | None:
-    """Seconds from ``h:mm:ss.ff``, ``mm:ss``, ``PT1M2S`` or a plain number."""
-    if not value:
-        return None
-    value = value.strip()
-    if ":" in value:
-        total = 0.0
-        for part in value.split(":"):
-            f = _float(part) if part else 0.0
-            if f is None:
-                return None
-            total = total * 60 + f
-        return total
-    if value[:1] in "Pp":
-        m = _ISO_DURATION_RE.match(value)
-        if not m or not any(m.groups()):
-            return None
-        h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-        return h * 3600 + mi * 60 + s
-    return _float(value)
-
-
-def _degrees(value: str | None, limit: float) -> float | None:
-    """Decimal degrees from micro-degrees; a value that already looks like degrees is kept."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return int(value) / 1e6
-    except ValueError:
-        f = _float(value)
-    if f is None:
-        return None
-    return f if abs(f) <= limit else f / 1e6
-
-
 # --------------------------------------------------------------------------- driver
 
 
@@ -1171,7 +1076,7 @@ def _json_thread_event(mtype: str, content: str) -> ParsedContent:
     kind = mtype.split("/", 1)[1]
     event = ThreadEvent(
         event_type=_JSON_THREAD_TYPES.get(kind, "other"),
-        event_at=_epoch_auto(str(body["eventtime"])) if body.get("eventtime") is not None else None,
+        event_at=parse_epoch_auto(str(body["eventtime"])) if body.get("eventtime") is not None else None,
         initiator=initiator if isinstance(initiator, str) else None,
         targets=targets,
         value=body.get("value") if isinstance(body.get("value"), str) else None,

@@ -34,7 +34,7 @@ from .sink import TableSink
 from .rows import RowWriter
 from ..values import normalize_person_id
 
-TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.8"
+TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.9"
 """Changes whenever the transformation's output would change; part of the cache key."""
 
 PARTS_DIR = "_parts"
