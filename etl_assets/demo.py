@@ -16,7 +16,7 @@ def run_demo(config: ETLConfig, *, messages: int, seed: int, echo: Callable[[str
     from etl_assets.defs.instance import apply_instance_env
     from etl_assets.etl import secrets
     from etl_assets.etl.errors import EtlError
-    from etl_assets.etl.load.loader import Loader
+    from etl_assets.etl.warehouse.queries import Warehouse
     from etl_assets.etl.samples import generate_export
     from etl_assets.materialize import failure_reason, materialize_export
 
@@ -37,13 +37,13 @@ def run_demo(config: ETLConfig, *, messages: int, seed: int, echo: Callable[[str
 
     from etl_assets.etl.load.database import resolve_database_url
 
-    loader = Loader(resolve_database_url(config.database_url, home=config.home_dir), config.schema_name, config=config)
-    counts = loader.table_counts()
+    warehouse = Warehouse(resolve_database_url(config.database_url, home=config.home_dir), config.schema_name, config=config)
+    counts = warehouse.table_counts()
     echo(f"\nRun {result.run_id} succeeded. Rows per table in schema {config.schema_name}:")
     for name, count in counts.items():
         echo(f"  {name:<18} {count:>8}")
     echo("\nA few messages:")
-    with loader.connect() as conn:
+    with warehouse.connect() as conn:
         rows = conn.execute(
             sql.SQL(
                 "SELECT m.sent_at, coalesce(m.sender_name, m.sender_id), c.display_name, left(m.content_text, 60) "

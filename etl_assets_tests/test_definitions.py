@@ -15,9 +15,10 @@ from etl_assets.defs.resources import resources_from_config
 from etl_assets.definitions import build_definitions
 from etl_assets.materialize import materialize_export
 from etl_assets.etl import schema as s
-from etl_assets.etl.extract.extractor import Extractor
+from etl_assets.etl.extract import Extractor
 from etl_assets.etl.extract.fingerprint import content_fingerprint
 from etl_assets.etl.load.loader import Loader
+from etl_assets.etl.warehouse.queries import Warehouse
 from etl_assets.etl.samples import generate_export
 
 from etl_assets_tests.helpers import config_for_test
@@ -65,7 +66,7 @@ def test_whole_graph_materializes_with_counts_equal_to_truth(tmp_path: Path, dat
         assert materializations["skype/conversations"].materialization.metadata["published_by"].value == "merge"
         for table in s.ALL_TABLES:
             assert f"skype/{table.name}" in materializations
-        counts = Loader(database_url, schema).table_counts()
+        counts = Warehouse(database_url, schema).table_counts()
         assert counts["messages"] == small_export.messages
         assert counts["conversations"] == small_export.conversations
         for table, expected in small_export.rows.items():
@@ -105,9 +106,8 @@ def test_bad_input_fails_the_raw_asset_with_the_reason(tmp_path: Path, database_
         assert failure.step_key == "raw_export"
         assert "truncated JSON" in failure.step_failure_data.user_failure_data.description
         assert str(bad) in failure.step_failure_data.user_failure_data.description
-    loader = Loader(database_url, schema)
-    loader.migrate()
-    assert loader.table_counts()["messages"] == 0
+    Loader(database_url, schema).migrate()
+    assert Warehouse(database_url, schema).table_counts()["messages"] == 0
 
 
 def test_partition_keys_are_stable_and_safe() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from etl_assets.etl.extract.extractor import Extractor
+from etl_assets.etl.extract import Extractor
 from etl_assets.etl.media.copy import REPORTS_DIR
 from etl_assets.etl.samples import ExportTruth, generate_export
 from etl_assets.etl.transform.transformer import TRANSFORM_VERSION

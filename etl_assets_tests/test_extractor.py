@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from etl_assets.etl.errors import InvalidExportError
-from etl_assets.etl.extract.extractor import ConversationRecord, ExportHeader, Extractor, MessageRecord
+from etl_assets.etl.extract import ConversationRecord, ExportHeader, Extractor, MessageRecord
 from etl_assets.etl.samples import generate_export
 
 

@@ -50,7 +50,7 @@ import pytest
 from psycopg import sql
 
 from etl_assets.etl import schema as s
-from etl_assets.etl.extract.extractor import MAX_DEPTH
+from etl_assets.etl.extract import MAX_DEPTH
 from etl_assets.etl.samples import generate_export
 
 TIMEOUT = 60

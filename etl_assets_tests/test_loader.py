@@ -11,8 +11,9 @@ from psycopg import sql
 
 from etl_assets.etl.config import ETLConfig
 from etl_assets.etl import schema as s
-from etl_assets.etl.extract.extractor import Extractor
+from etl_assets.etl.extract import Extractor
 from etl_assets.etl.load.loader import ExportInfo, Loader
+from etl_assets.etl.warehouse.queries import Warehouse
 from etl_assets.etl.transform.transformer import Transformer
 
 from etl_assets_tests.conftest import table_checksums
@@ -55,7 +56,7 @@ def test_load_matches_truth_and_reload_changes_nothing(
     result = loader.load(out, _info(sha))
     assert result.messages == small_export.messages
     assert result.rejected == small_export.rejected
-    counts = loader.table_counts()
+    counts = Warehouse(database_url, schema).table_counts()
     assert counts["messages"] == small_export.messages
     assert counts["conversations"] == small_export.conversations
     assert counts["rejected_records"] == small_export.rejected
@@ -185,7 +186,7 @@ def test_first_load_into_empty_tables_equals_a_merge(
                     (_PLACEHOLDER,),
                 )
         assert table_checksums(database_url, merged_schema) == table_checksums(database_url, schema)
-        assert bulk.table_counts()["messages"] == small_export.messages
+        assert Warehouse(database_url, schema).table_counts()["messages"] == small_export.messages
     finally:
         drop_schema(database_url, merged_schema)
 
@@ -208,8 +209,8 @@ def test_duplicates_inside_one_export_keep_the_highest_version(loader: Loader, d
 def test_phase_stats_are_recorded(loader: Loader, database_url: str, schema: str) -> None:
     loader.migrate()
     row = {"export_sha256": "e" * 64, "run_id": "r1", "phase": "load", "messages_processed": 10, "duration_seconds": 0.5}
-    loader.record_phase_stats([row])
-    loader.record_phase_stats([{**row, "messages_processed": 11}])
+    Warehouse(database_url, schema).record_phase_stats([row])
+    Warehouse(database_url, schema).record_phase_stats([{**row, "messages_processed": 11}])
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
             sql.SQL("SELECT phase, messages_processed FROM {}.etl_phase_stats").format(sql.Identifier(schema))

@@ -242,14 +242,14 @@ JUNK_MEMBERS = 300_000
 _MEASURE = textwrap.dedent(
     """
     import json, resource, sys, time
-    from etl_assets.etl.extract import extractor
+    from etl_assets.etl.extract import containers
     from etl_assets.etl.pipeline import ETLPipeline
     from etl_assets_tests.helpers import pipeline_config
     started = time.perf_counter()
     result = ETLPipeline(pipeline_config(sys.argv[1], sys.argv[2], sys.argv[3]), copy_raw=False).run(sys.argv[4])
     print(json.dumps({
         "seconds": time.perf_counter() - started,
-        "walks": getattr(extractor, "archive_walks", lambda: None)(),
+        "walks": containers.archive_walks(),
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "messages": result.load.messages,
     }))

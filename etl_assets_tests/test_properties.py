@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from etl_assets.etl.config import ETLConfig
 from etl_assets.etl.transform import content as content_module
 from etl_assets.etl.transform.content import ParsedContent, parse_content
-from etl_assets.etl.extract.extractor import MARK, Extractor, _MemberReader
+from etl_assets.etl.extract import MARK, Extractor
+from etl_assets.etl.extract.repair import _MemberReader
 from etl_assets.etl.transform.transformer import Transformer
 from etl_assets.etl.values import storable_text
 

@@ -12,7 +12,7 @@ import pytest
 
 from etl_assets.etl.config import ETLConfig
 from etl_assets.etl import schema as s
-from etl_assets.etl.extract.extractor import Extractor
+from etl_assets.etl.extract import Extractor
 from etl_assets.etl.transform.transformer import Transformer
 from etl_assets.etl.values import conversation_kind, normalize_person_id, parse_iso_time
 

@@ -22,7 +22,7 @@ import pytest
 from etl_assets.defs.instance import ensure_instance
 from etl_assets.defs.partitions import partition_key_for
 from etl_assets.etl.extract.fingerprint import content_fingerprint
-from etl_assets.etl.load.loader import Loader
+from etl_assets.etl.warehouse.queries import Warehouse
 
 from etl_assets_tests.helpers import drop_schema, config_for_test
 
@@ -135,7 +135,7 @@ def test_webserver_runs_an_export_launched_through_graphql(dagster_dev, database
             break
         time.sleep(2)
     assert status == "SUCCESS"
-    assert Loader(database_url, schema).table_counts()["messages"] == small_export.messages
+    assert Warehouse(database_url, schema).table_counts()["messages"] == small_export.messages
 
 
 def test_the_ui_shows_lineage_partitions_columns_and_phase_statistics(dagster_dev, small_export) -> None:

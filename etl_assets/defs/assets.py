@@ -247,7 +247,7 @@ def skype_tables(
     pipeline = pipeline_settings.pipeline(postgres, context.run.run_id)
     result, stats = pipeline.load(transformed_export)
     pipeline.record_stats(transformed_export.sha256, [stats])
-    counts = pipeline.loader.table_counts()
+    counts = pipeline.warehouse.table_counts()
     shared = {
         **phase_metadata(stats),
         "export_sha256": transformed_export.sha256,
@@ -257,7 +257,7 @@ def skype_tables(
         "load/publish_seconds": result.publish_seconds,
         "database": postgres.display_url(),
     }
-    recorded, sourced, rejected = pipeline.loader.export_consistency(transformed_export.sha256)
+    recorded, sourced, rejected = pipeline.warehouse.export_consistency(transformed_export.sha256)
     yield dg.AssetCheckResult(
         asset_key=table_key(s.EXPORTS),
         check_name="export_fully_published",
@@ -297,9 +297,9 @@ def skype_tables(
 def skype_analytics(postgres: PostgresResource) -> dg.MaterializeResult:
     """Views over all exports: conversation_stats, daily_activity, person_stats (kept current by automation)."""
     from etl_assets.etl.warehouse.analytics import create_views
-    from etl_assets.etl.load.loader import Loader
+    from etl_assets.etl.warehouse.queries import Warehouse
 
-    counts = create_views(Loader(postgres.url(), postgres.schema_name))
+    counts = create_views(Warehouse(postgres.url(), postgres.schema_name))
     return dg.MaterializeResult(
         metadata={f"{name}/row_count": count for name, count in counts.items()}
         | {"views": ", ".join(f"{postgres.schema_name}.{name}" for name in counts)}

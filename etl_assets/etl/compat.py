@@ -46,7 +46,7 @@ class SkypeETLPipeline:
         pipeline = ETLPipeline(self.config, copy_raw=False)
         result = pipeline.run(file_path)
         if user_display_name and result.raw.user_id:
-            pipeline.loader.name_owner(result.transformed.user_id, user_display_name)
+            pipeline.warehouse.name_owner(result.transformed.user_id, user_display_name)
         return {
             "file_path": str(file_path),
             "export_sha256": result.raw.sha256,

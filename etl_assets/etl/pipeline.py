@@ -21,12 +21,13 @@ from pathlib import Path
 
 from . import durable
 from .config import ETLConfig
-from .extract.extractor import Extractor
+from .extract import Extractor
 from .faults import crash_point
 from .media.copy import MediaReport, copy_media, count_media, media_limits, read_report, write_report
 from .private import private_directory, restrict_new_files
 from .load.database import resolve_database_url
 from .load.loader import ExportInfo, Loader, LoadResult
+from .warehouse.queries import Warehouse
 from .progress import MemoryMonitor, PhaseStats, ProgressTracker
 from .transform.transformer import TRANSFORM_VERSION, Transformer
 
@@ -118,6 +119,7 @@ class ETLPipeline:
         self.config = config
         url = resolve_database_url(config.database_url, home=config.home_dir)
         self.loader = Loader(url, config.schema_name, config=config)
+        self.warehouse = Warehouse(url, config.schema_name, config=config)
         self.artifacts_dir = private_directory(config.artifacts_dir)
         self.monitor = MemoryMonitor(config.memory_limit_mb)
         self.tracker = ProgressTracker(self.monitor)
@@ -265,7 +267,7 @@ class ETLPipeline:
         return result, stats
 
     def record_stats(self, sha256: str, phases: list[PhaseStats]) -> None:
-        self.loader.record_phase_stats(
+        self.warehouse.record_phase_stats(
             [{"export_sha256": sha256, "run_id": self.run_id, **p.to_dict()} for p in phases]
         )
 

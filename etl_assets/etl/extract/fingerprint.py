@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .extractor import sniff_container
+from .containers import sniff_container
 
 SAMPLE_BYTES = 1 << 20
 _HEAD_FOR_SNIFF = 512

@@ -34,9 +34,10 @@ from .. import schema as s
 from .binary_copy import copy_batches, parquet_batches
 from ..config import ETLConfig, load_config
 from .connect import ConnectionSettings, _connect, _retrying, export_lock
-from .copy_order import COPY_ORDER, child_order, message_order, sorts_before
+from .copy_order import message_order
 from ..errors import DatabaseError
 from ..faults import crash_point
+from .merge import MERGES, export_id_of, fill_one_to_one_names, table_sql
 from .first_load import FIRST_LOAD_TABLES, is_first_load, load_first
 
 log = logging.getLogger(__name__)
@@ -173,17 +174,6 @@ class Loader:
                     conn.execute(
                         sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE bigint").format(target, sql.Identifier(column.name))
                     )
-
-    def table_counts(self) -> dict[str, int]:
-        """Row counts of every warehouse table."""
-        self.ensure_schema()
-        with self.connect() as conn:
-            return {
-                t.name: conn.execute(
-                    sql.SQL("SELECT count(*) FROM {}.{}").format(self._schema_sql, sql.Identifier(t.name))
-                ).fetchone()[0]
-                for t in s.ALL_TABLES
-            }
 
     # -- load -----------------------------------------------------------------------
 
@@ -378,10 +368,10 @@ class Loader:
             seconds.update(copied.seconds)
             bulk_loaded = list(copied.rows)
             log.debug("first load: %s rows in %s s", copied.rows, copied.seconds)
-        cur.execute(_fill_one_to_one_names(self._schema_sql))
+        cur.execute(fill_one_to_one_names(self._schema_sql))
         # After a first load the message table holds exactly this export's winning copies.
         winners = (
-            _target(self, s.MESSAGES)
+            table_sql(self._schema_sql, s.MESSAGES)
             if first
             else sql.SQL("(SELECT DISTINCT ON (conversation_id, message_id) message_type FROM {m} ORDER BY {order})").format(
                 m=self._staging_table(s.MESSAGES, tag), order=message_order()
@@ -478,246 +468,16 @@ class Loader:
         """Merge one staged table (``message_sources``: derived from the staged messages); rows changed."""
         staging = self._staging_table(s.MESSAGES if table is s.MESSAGE_SOURCES else table, tag)
         count = 0
-        for statement in _MERGES[table.merge](self, table, staging):
+        for statement in MERGES[table.merge](self._schema_sql, table, staging):
             cur.execute(statement, key)
             count += max(cur.rowcount, 0)
         if table is s.MESSAGES:
             cur.execute("ANALYZE changed_messages")
         return count
 
-    def export_consistency(self, sha256: str) -> tuple[int | None, int, int]:
-        """(messages recorded for the export, messages whose provenance names it, its rejected records)."""
-        self.ensure_schema()
-        with self.connect() as conn:
-            row = conn.execute(
-                sql.SQL(
-                    "SELECT (SELECT messages FROM {s}.exports WHERE sha256 = %(sha)s), "
-                    "(SELECT count(*) FROM {s}.message_sources WHERE export_id = "
-                    "(SELECT export_id FROM {s}.exports WHERE sha256 = %(sha)s)), "
-                    "(SELECT count(*) FROM {s}.rejected_records WHERE export_sha256 = %(sha)s)"
-                ).format(s=self._schema_sql),
-                {"sha": sha256},
-            ).fetchone()
-        return row[0], row[1], row[2]
-
-    def name_owner(self, person_id: str, display_name: str) -> None:
-        """Give the export owner a display name where the export had none."""
-        with self.connect() as conn:
-            conn.execute(
-                sql.SQL(
-                    "UPDATE {}.people SET display_name = %s WHERE person_id = %s AND display_name IS NULL"
-                ).format(self._schema_sql),
-                (display_name, person_id),
-            )
-
-    def record_phase_stats(self, rows: list[dict]) -> None:
-        """Append phase statistics rows to ``etl_phase_stats`` (same run and phase: replaced)."""
-        if not rows:
-            return
-        self.ensure_schema()
-        names = [c.name for c in s.PHASE_STATS.columns if c.name != "recorded_at"]
-        statement = sql.SQL(
-            "INSERT INTO {}.etl_phase_stats ({}) VALUES ({}) ON CONFLICT (export_sha256, run_id, phase) DO UPDATE SET {}"
-        ).format(
-            self._schema_sql,
-            sql.SQL(", ").join(map(sql.Identifier, names)),
-            sql.SQL(", ").join(sql.Placeholder() * len(names)),
-            sql.SQL(", ").join(
-                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in names[3:]
-            ),
-        )
-        with self.connect() as conn:
-            conn.cursor().executemany(statement, [tuple(row.get(n) for n in names) for row in rows])
-
-
-# -- merge statements, one builder per Table.merge kind -----------------------------------
 
 
 def _copy_part(cur: psycopg.Cursor, table: s.Table, target: sql.Composed, paths: list[Path]) -> int:
     """COPY the Parquet parts ``paths`` of ``table`` into its staging table ``target``; rows copied."""
     columns = table.staging_columns
     return copy_batches(cur, target, columns, parquet_batches(paths, [c.name for c in columns]))
-
-
-def _cols(columns) -> sql.Composable:
-    return sql.SQL(", ").join(sql.Identifier(c.name if hasattr(c, "name") else c) for c in columns)
-
-
-def _target(loader: Loader, table: s.Table) -> sql.Composed:
-    return sql.SQL("{}.{}").format(loader._schema_sql, sql.Identifier(table.name))
-
-
-def _merge_message(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    updates = sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n))
-        for n in table.column_names
-        if n not in table.primary_key
-    )
-    others = [expr for expr, _ in COPY_ORDER[1:]]
-    # Most conflicts are the same copy again: one cheap comparison settles those.
-    conflict = sql.SQL(
-        " ON CONFLICT (conversation_id, message_id) DO UPDATE SET {} WHERE CASE "
-        "WHEN t.version <> EXCLUDED.version THEN t.version < EXCLUDED.version "
-        "WHEN ROW({}) IS NOT DISTINCT FROM ROW({}) THEN false ELSE {} END"
-    ).format(
-        updates,
-        sql.SQL(", ".join(e.format("t.") for e in others)),
-        sql.SQL(", ".join(e.format("EXCLUDED.") for e in others)),
-        sorts_before("EXCLUDED", "t", COPY_ORDER[1:]),
-    )
-    return [_insert_messages(loader, table, staging, conflict)]
-
-
-def _insert_messages(loader: Loader, table: s.Table, staging: sql.Composed, conflict: sql.Composable) -> sql.Composed:
-    """The winning copy of each staged message into the table; what changed into ``changed_messages``."""
-    return sql.SQL(
-        "WITH up AS (INSERT INTO {tgt} AS t ({cols}) SELECT DISTINCT ON (conversation_id, message_id) {cols} "
-        "FROM {stg} ORDER BY {order}{conflict} RETURNING conversation_id, message_id, version) "
-        "INSERT INTO changed_messages SELECT * FROM up"
-    ).format(
-        tgt=_target(loader, table), cols=_cols(table.column_names), stg=staging, order=message_order(), conflict=conflict
-    )
-
-
-def _merge_message_child(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    names = table.column_names
-    target = _target(loader, table)
-    return [
-        sql.SQL(
-            "DELETE FROM {tgt} t USING changed_messages c "
-            "WHERE t.conversation_id = c.conversation_id AND t.message_id = c.message_id"
-        ).format(tgt=target),
-        sql.SQL(
-            "INSERT INTO {tgt} ({cols}) SELECT DISTINCT ON ({keys}) {scols} FROM {stg} s JOIN changed_messages c "
-            "ON s.conversation_id = c.conversation_id AND s.message_id = c.message_id AND s.version = c.version "
-            "ORDER BY {order} ON CONFLICT DO NOTHING"
-        ).format(tgt=target, cols=_cols(names), stg=staging, **child_order(table)),
-    ]
-
-
-def _merge_insert_new(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    names = table.column_names
-    return [
-        sql.SQL("INSERT INTO {tgt} ({cols}) SELECT DISTINCT {cols} FROM {stg} ON CONFLICT DO NOTHING").format(
-            tgt=_target(loader, table), cols=_cols(names), stg=staging
-        )
-    ]
-
-
-def _not_older(loader: Loader, column: str) -> sql.Composed:
-    """True when the export being published is not older than the one ``t.<column>`` names.
-
-    Exports compare by (``export_date``, ``export_id``): the newest wins, and the id (from the
-    sha256) breaks ties between equal dates. A row naming no export (or an unknown one) loses.
-    """
-    return sql.SQL(
-        "COALESCE((%(export_date)s::timestamptz, %(export_id)s::bigint) >= (SELECT COALESCE(e.export_date, "
-        "'-infinity'::timestamptz), e.export_id FROM {s}.exports e WHERE e.export_id = t.{c}), true)"
-    ).format(s=loader._schema_sql, c=sql.Identifier(column))
-
-
-def _merge_conversation(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    """The newest export's copy of each conversation, whole: the same whichever export came first."""
-    names = [c.name for c in table.staging_columns]
-    updates = sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in names if n != "conversation_id"
-    )
-    rest = sql.SQL(", ").join(
-        sql.SQL("{} NULLS LAST").format(sql.Identifier(n)) for n in names if n not in ("conversation_id", "version")
-    )
-    return [
-        sql.SQL(
-            "INSERT INTO {tgt} AS t ({cols}, source_export, named_after_person) "
-            "SELECT DISTINCT ON (conversation_id) {cols}, %(export_id)s::bigint, false FROM {stg} "
-            "ORDER BY conversation_id, version DESC NULLS LAST, {rest} "
-            "ON CONFLICT (conversation_id) DO UPDATE SET {updates}, source_export = EXCLUDED.source_export, "
-            "named_after_person = false WHERE {newer}"
-        ).format(
-            tgt=_target(loader, table), cols=_cols(names), stg=staging, rest=rest, updates=updates,
-            newer=_not_older(loader, "source_export"),
-        )
-    ]
-
-
-def _merge_person(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    """A person's display name from the newest export that knows one; owner once owner."""
-    newer_name = sql.SQL("(EXCLUDED.display_name IS NOT NULL AND (t.display_name IS NULL OR {}))").format(
-        _not_older(loader, "name_export")
-    )
-    return [
-        sql.SQL(
-            "INSERT INTO {tgt} AS t (person_id, display_name, is_owner, name_export) "
-            "SELECT person_id, max(display_name), bool_or(is_owner), "
-            "CASE WHEN max(display_name) IS NOT NULL THEN %(export_id)s::bigint END FROM {stg} GROUP BY person_id "
-            "ON CONFLICT (person_id) DO UPDATE SET "
-            "display_name = CASE WHEN {newer} THEN EXCLUDED.display_name ELSE t.display_name END, "
-            "name_export = CASE WHEN {newer} THEN EXCLUDED.name_export ELSE t.name_export END, "
-            "is_owner = t.is_owner OR EXCLUDED.is_owner "
-            "WHERE {newer} OR (EXCLUDED.is_owner AND NOT t.is_owner)"
-        ).format(tgt=_target(loader, table), stg=staging, newer=newer_name)
-    ]
-
-
-def _merge_membership(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    """A member's role from the newest export that lists one; the source that came with a role, else the first."""
-    newer_role = sql.SQL("(EXCLUDED.role IS NOT NULL AND (t.role IS NULL OR {}))").format(
-        _not_older(loader, "role_export")
-    )
-    source = sql.SQL(
-        "(CASE WHEN (EXCLUDED.role IS NULL) = (t.role IS NULL) THEN LEAST(t.source, EXCLUDED.source) "
-        "WHEN EXCLUDED.role IS NOT NULL THEN EXCLUDED.source ELSE t.source END)"
-    )
-    return [
-        sql.SQL(
-            "INSERT INTO {tgt} AS t (conversation_id, person_id, role, source, role_export) "
-            "SELECT DISTINCT ON (conversation_id, person_id) conversation_id, person_id, role, source, "
-            "CASE WHEN role IS NOT NULL THEN %(export_id)s::bigint END FROM {stg} "
-            "ORDER BY conversation_id, person_id, role NULLS LAST, source "
-            "ON CONFLICT (conversation_id, person_id) DO UPDATE SET "
-            "role = CASE WHEN {newer} THEN EXCLUDED.role ELSE t.role END, "
-            "role_export = CASE WHEN {newer} THEN EXCLUDED.role_export ELSE t.role_export END, source = {source} "
-            "WHERE {newer} OR {source} IS DISTINCT FROM t.source"
-        ).format(tgt=_target(loader, table), stg=staging, newer=newer_role, source=source)
-    ]
-
-
-def _merge_provenance(loader: Loader, table: s.Table, staging: sql.Composed) -> list[sql.Composed]:
-    return [_insert_provenance(loader, table, staging, sql.SQL(" ON CONFLICT DO NOTHING"))]
-
-
-def _insert_provenance(loader: Loader, table: s.Table, staging: sql.Composed, conflict: sql.Composable) -> sql.Composed:
-    return sql.SQL(
-        "INSERT INTO {tgt} (conversation_id, message_id, export_id) "
-        "SELECT DISTINCT conversation_id, message_id, %(export_id)s FROM {stg}{conflict}"
-    ).format(tgt=_target(loader, table), stg=staging, conflict=conflict)
-
-
-_MERGES = {
-    "message": _merge_message,
-    "message_child": _merge_message_child,
-    "export": _merge_insert_new,
-    "conversation": _merge_conversation,
-    "person": _merge_person,
-    "membership": _merge_membership,
-    "provenance": _merge_provenance,
-}
-
-
-def _fill_one_to_one_names(schema_sql: sql.Identifier) -> sql.Composed:
-    """Name a 1:1 chat without ``displayName`` after the other person, and follow that name when it changes.
-
-    Runs over every such chat at every publish: a later export may rename the person without
-    containing the chat, and the result must not depend on which came first.
-    """
-    return sql.SQL(
-        "UPDATE {s}.conversations c SET display_name = p.display_name, named_after_person = true FROM {s}.people p "
-        "WHERE c.kind = 'one_to_one' AND (c.display_name IS NULL OR c.named_after_person) "
-        "AND p.display_name IS NOT NULL AND (NOT c.named_after_person OR c.display_name IS DISTINCT FROM p.display_name) "
-        "AND p.person_id = CASE WHEN c.conversation_id ~ '^([0-9]+|guest):' THEN c.conversation_id "
-        "ELSE '8:' || c.conversation_id END"
-    ).format(s=schema_sql)
-
-
-def export_id_of(sha256: str) -> int:
-    """The export's short id: its sha256's first 15 hex digits (60 bits), whatever the load order."""
-    return int(sha256[:15], 16)

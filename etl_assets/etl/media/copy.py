@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .. import durable
-from ..extract.extractor import ARCHIVE_ERRORS, Extractor, MediaEntry
+from ..extract import ARCHIVE_ERRORS, Extractor, MediaEntry
 from ..faults import crash_point
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 
 from .content import ParsedContent, parse_content
-from ..extract.extractor import ConversationRecord, MessageRecord
+from ..extract import ConversationRecord, MessageRecord
 from .sink import TableSink
 from ..values import (
     conversation_kind,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .. import durable, schema
 from ..config import ETLConfig, load_config
-from ..extract.extractor import ConversationRecord, Extractor, MessageRecord
+from ..extract import ConversationRecord, Extractor, MessageRecord
 from ..faults import crash_point
 from ..media.copy import media_index
 from .sink import TableSink

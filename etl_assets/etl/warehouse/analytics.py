@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from ..load.loader import Loader
+from .queries import Warehouse
 
 VIEWS: dict[str, str] = {
     "conversation_stats": """
@@ -33,12 +33,11 @@ VIEWS: dict[str, str] = {
 """View name -> query; ``{s}`` is the warehouse schema."""
 
 
-def create_views(loader: Loader) -> dict[str, int]:
+def create_views(warehouse: Warehouse) -> dict[str, int]:
     """Create or replace every view; return each view's row count."""
-    loader.ensure_schema()
-    schema = sql.Identifier(loader.schema)
+    schema = sql.Identifier(warehouse.schema)
     counts: dict[str, int] = {}
-    with loader.connect() as conn:
+    with warehouse.connect() as conn:
         for name, query in VIEWS.items():
             view = sql.SQL("{}.{}").format(schema, sql.Identifier(name))
             body = sql.SQL(query).format(s=schema)

@@ -1,0 +1,223 @@
+"""Containers: recognize an export by its first bytes, walk a tar or zip archive's headers once, open members in place.
+
+The member index keeps only what a load needs (``messages.json`` and ``media/<name>`` regular files),
+so an archive of any member count is walked in linear time and bounded memory, once per file and process.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+import tarfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import InvalidExportError
+from .records import MESSAGES_MEMBER
+
+
+def sniff_container(head: bytes) -> str:
+    """Name the container from its first bytes: ``tar``, ``gzip``, ``zip``, ``json`` or ``unknown``."""
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "zip"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return "tar"
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"{"):
+        return "json"
+    if stripped.startswith((b"[", b'"')) or stripped[:1].isdigit() or stripped[:4] in (b"null", b"true"):
+        return "json"
+    return "unknown"
+
+
+_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError)
+
+_EXTENSIONS = {"tar": "tar", "tar.gz": "tar.gz", "zip": "zip", "json": "json", "json.gz": "json.gz"}
+
+
+def _root_name(name: str) -> str:
+    """A member name without a leading ``./``."""
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+# -- the member index: one walk of the archive's headers --------------------------------------
+
+ARCHIVE_ERRORS = _ARCHIVE_ERRORS
+"""What reading a damaged archive member raises (bad CRC, truncated data, broken compression)."""
+
+MEDIA_NAME = re.compile(r"^(?:\./)?media/([A-Za-z0-9_-][A-Za-z0-9._-]{0,200})$")
+"""A media file that may be copied: a plain name directly under ``media/`` (no ``..``, no folders)."""
+
+_walks = 0
+
+
+def archive_walks() -> int:
+    """How many times this process walked an archive's headers (for tests and statistics)."""
+    return _walks
+
+
+@dataclass(slots=True, frozen=True)
+class MediaEntry:
+    """A regular file ``media/<file_name>`` of the archive, with its header (to open it later)."""
+
+    file_name: str
+    size: int
+    """Size from the header: the expanded size, which the copy does not trust alone."""
+    info: tarfile.TarInfo | zipfile.ZipInfo
+
+    @property
+    def info_name(self) -> str:
+        return _entry_name(self.info)
+
+
+@dataclass(slots=True)
+class MemberIndex:
+    """What a load needs of an archive's members, from one walk of its headers.
+
+    Only ``messages.json`` candidates and media entries keep their header; every other
+    member is only counted, so memory does not grow with members the load ignores.
+    """
+
+    messages: list[tarfile.TarInfo | zipfile.ZipInfo] = field(default_factory=list)
+    """Members named ``messages.json`` at the root, of any type (a link is an error)."""
+    media: list[MediaEntry] = field(default_factory=list)
+    """Media files in archive order."""
+    members: int = 0
+
+
+def _walk_archive(f: BinaryIO, container: str, name: str) -> MemberIndex:
+    """The index of a tar (headers walked once, no header kept beyond the needed ones) or a zip."""
+    global _walks
+    if container not in ("tar", "tar.gz", "zip"):
+        return MemberIndex()
+    _walks += 1
+    try:
+        return _walk_zip(f) if container == "zip" else _walk_tar(f)
+    except _ARCHIVE_ERRORS as e:
+        kind = "zip" if container == "zip" else "tar"
+        raise InvalidExportError(name, f"damaged {kind} archive ({e})") from None
+
+
+def _walk_tar(f: BinaryIO) -> MemberIndex:
+    index = MemberIndex()
+    archive = tarfile.open(fileobj=f, mode="r:*")
+    while (info := archive.next()) is not None:
+        archive.members.clear()  # tarfile keeps every header it reads; the index keeps what it needs
+        _add_member(index, info, info.isfile())
+    return index
+
+
+def _walk_zip(f: BinaryIO) -> MemberIndex:
+    index = MemberIndex()
+    with zipfile.ZipFile(f) as archive:
+        for info in archive.infolist():
+            _add_member(index, info, not info.is_dir() and not _zip_is_link(info))
+    return index
+
+
+def _add_member(index: MemberIndex, info: tarfile.TarInfo | zipfile.ZipInfo, regular: bool) -> None:
+    index.members += 1
+    name = _entry_name(info)
+    if _root_name(name) == MESSAGES_MEMBER:
+        index.messages.append(info)
+        return
+    match = MEDIA_NAME.match(name)
+    if match is not None and regular:
+        index.media.append(MediaEntry(match.group(1), _entry_size(info), info))
+
+
+def _entry_name(info: tarfile.TarInfo | zipfile.ZipInfo) -> str:
+    return info.filename if isinstance(info, zipfile.ZipInfo) else info.name
+
+
+def _entry_size(info: tarfile.TarInfo | zipfile.ZipInfo) -> int:
+    return info.file_size if isinstance(info, zipfile.ZipInfo) else info.size
+
+
+def _zip_is_link(info: zipfile.ZipInfo) -> bool:
+    return (info.external_attr >> 16) & 0o170000 == 0o120000
+
+
+def _is_regular(info: tarfile.TarInfo | zipfile.ZipInfo) -> bool:
+    return not _zip_is_link(info) if isinstance(info, zipfile.ZipInfo) else info.isfile()
+
+
+def open_tar_entry(f: BinaryIO, info: tarfile.TarInfo, archive: tarfile.TarFile | None = None) -> BinaryIO:
+    """A stream of a member found by the walk, read in place (``archive`` reuses an open tar)."""
+    if archive is None:
+        f.seek(0)
+        archive = tarfile.open(fileobj=f, mode="r:*")  # reads one header, not the whole archive
+    stream = archive.extractfile(info)
+    assert stream is not None
+    return stream  # type: ignore[return-value]
+
+
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+"""A zip local file header (30 bytes); its last two fields are the name and extra field lengths."""
+
+
+def open_zip_entry(f: BinaryIO, info: zipfile.ZipInfo) -> BinaryIO:
+    """A stream of a zip member found in the central directory, without reading that directory again.
+
+    Skips the member's local header as ``ZipFile.open`` does; the stream checks the CRC at its end.
+    """
+    if info.flag_bits & 0x1:
+        raise zipfile.BadZipFile(f"{info.filename} is encrypted")
+    f.seek(info.header_offset)
+    header = f.read(_LOCAL_HEADER.size)
+    if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header of {info.filename}")
+    fields = _LOCAL_HEADER.unpack(header)
+    f.seek(fields[10] + fields[11], io.SEEK_CUR)
+    return zipfile.ZipExtFile(f, "r", info, None, False)  # type: ignore[return-value]
+
+
+FileIdentity = tuple[int, int, int, int, int]
+
+
+def file_identity(st: os.stat_result) -> FileIdentity:
+    """Device, inode, size, mtime and ctime: any replacement or write changes one (ctime is set by the kernel)."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _file_key(path: Path) -> tuple[int, int, int, int] | None:
+    """Identity of a file's current content for the index cache: device, inode, size, mtime."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class _IndexCache:
+    """The indexes of the last few archives this process walked (an index is small)."""
+
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
+        self._items: dict[tuple, MemberIndex] = {}
+
+    def get(self, key: tuple) -> MemberIndex | None:
+        index = self._items.pop(key, None)
+        if index is not None:
+            self._items[key] = index
+        return index
+
+    def put(self, key: tuple, index: MemberIndex) -> None:
+        self._items.pop(key, None)
+        self._items[key] = index
+        while len(self._items) > self._size:
+            self._items.pop(next(iter(self._items)))
+
+
+_INDEX_CACHE = _IndexCache()
+
+
