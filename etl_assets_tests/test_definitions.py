@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 from psycopg import sql
 
-from etl_assets.defs.assets import raw_export
+from etl_assets.defs.exports.assets import raw_export
 from etl_assets.defs.partitions import partition_key_for, skype_exports
 from etl_assets.defs.resources import resources_from_config
 from etl_assets.definitions import build_definitions

@@ -10,7 +10,7 @@ import dagster as dg
 
 from etl_assets.defs.partitions import partition_key_for, skype_exports
 from etl_assets.defs.resources import PipelineSettings
-from etl_assets.defs.sensors import new_export_sensor
+from etl_assets.defs.exports.sensors import new_export_sensor
 from etl_assets.etl.extract.fingerprint import content_fingerprint
 from etl_assets.etl.samples import generate_export
 

@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
-from etl_assets.etl.load.database import resolve_database_url, sqlalchemy_url
 from etl_assets.etl.config import ETLConfig
+from etl_assets.etl.load.database import resolve_database_url, sqlalchemy_url
 
 INSTANCE_SCHEMA = "dagster"
 

@@ -7,7 +7,8 @@ import dagster as dg
 from pydantic import Field
 
 from etl_assets.etl.gc import DEFAULT_MIN_AGE_SECONDS, collect_garbage
-from .resources import PipelineSettings, PostgresResource
+
+from ..resources import PipelineSettings, PostgresResource
 
 
 class GcConfig(dg.Config):
@@ -43,12 +44,3 @@ def collect_garbage_op(
 @dg.job(description="Removes leftovers and unneeded artifacts; never what a running load uses.")
 def collect_garbage_job() -> None:
     collect_garbage_op()
-
-
-gc_schedule = dg.ScheduleDefinition(
-    name="daily_garbage_collection",
-    job=collect_garbage_job,
-    cron_schedule="30 3 * * *",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Runs the garbage collection every night at 03:30 once turned on.",
-)

@@ -1,28 +1,22 @@
-"""The asset graph of one export: inbox file -> raw -> transformed -> warehouse tables.
+"""Export assets, one partition per export file: the file in the inbox, its checked copy, its Parquet tables, its media."""
 
-Bodies stay thin: each calls one phase of :class:`ETLPipeline` and turns its
-statistics into metadata. Large data (archive copies, Parquet, tables) is written by
-the components; only small handles pass through the IO manager.
-"""
-
+from __future__ import annotations
 
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-from etl_assets.etl import schema as s
 from etl_assets.etl.errors import InvalidExportError, MemoryLimitExceeded
 from etl_assets.etl.extract.fingerprint import content_fingerprint
 from etl_assets.etl.pipeline import RawHandle, TransformedHandle
 from etl_assets.etl.transform.transformer import TRANSFORM_VERSION
-from .metadata import phase_metadata, table_spec_metadata
-from .partitions import EXPORT_SUFFIXES, export_stem, key_id, skype_exports
-from .resources import PipelineSettings, PostgresResource
+
+from ..metadata import phase_metadata
+from ..partitions import EXPORT_SUFFIXES, export_stem, key_id, skype_exports
+from ..resources import PipelineSettings, PostgresResource
 
 EXPORT_GROUP = "export"
-WAREHOUSE_GROUP = "warehouse"
-WAREHOUSE_SCHEMA_FOR_SPECS = "skype"
 
 inbox_export = dg.AssetSpec(
     key=dg.AssetKey(["inbox", "skype_export"]),
@@ -195,112 +189,4 @@ def export_media(
             "files_damaged": len(report.damaged),
             "dagster/uri": str(Path(pipeline_settings.artifacts_dir) / "media"),
         }
-    )
-
-
-WAREHOUSE_TABLES = s.ALL_TABLES
-
-
-def table_key(table: s.Table) -> dg.AssetKey:
-    return dg.AssetKey(["skype", table.name])
-
-
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            key=table_key(t),
-            description=t.doc,
-            # After the media copy: the load publishes its outcome as attachment statuses.
-            deps=[transformed_export, export_media],
-            group_name=WAREHOUSE_GROUP,
-            partitions_def=skype_exports,
-            metadata=table_spec_metadata(t, WAREHOUSE_SCHEMA_FOR_SPECS),
-            kinds={"postgres", "table"},
-            code_version=f"{s.SCHEMA_VERSION}",
-        )
-        for t in WAREHOUSE_TABLES
-    ],
-    ins={"transformed_export": dg.AssetIn(key=transformed_export.key)},
-    partitions_def=skype_exports,
-    retry_policy=retry_policy,
-    name="skype_tables",
-    check_specs=[
-        dg.AssetCheckSpec(
-            "export_fully_published",
-            asset=table_key(s.EXPORTS),
-            description="The export is recorded, and every one of its messages names it as a source.",
-        ),
-        dg.AssetCheckSpec(
-            "no_rejected_records",
-            asset=table_key(s.REJECTED_RECORDS),
-            description="Warns when records of the export could not be loaded (they are kept verbatim).",
-        ),
-    ],
-)
-def skype_tables(
-    context: dg.AssetExecutionContext,
-    transformed_export: TransformedHandle,
-    pipeline_settings: PipelineSettings,
-    postgres: PostgresResource,
-):
-    """Publish the export into the warehouse in one transaction; one materialization per table."""
-    pipeline = pipeline_settings.pipeline(postgres, context.run.run_id)
-    result, stats = pipeline.load(transformed_export)
-    pipeline.record_stats(transformed_export.sha256, [stats])
-    counts = pipeline.warehouse.table_counts()
-    shared = {
-        **phase_metadata(stats),
-        "export_sha256": transformed_export.sha256,
-        "already_loaded": result.already_loaded,
-        "resumed_parts": result.resumed_parts,
-        "load/stage_seconds": result.stage_seconds,
-        "load/publish_seconds": result.publish_seconds,
-        "database": postgres.display_url(),
-    }
-    recorded, sourced, rejected = pipeline.warehouse.export_consistency(transformed_export.sha256)
-    yield dg.AssetCheckResult(
-        asset_key=table_key(s.EXPORTS),
-        check_name="export_fully_published",
-        passed=recorded is not None and recorded == sourced,
-        metadata={"messages_recorded": recorded or 0, "messages_with_this_source": sourced},
-    )
-    yield dg.AssetCheckResult(
-        asset_key=table_key(s.REJECTED_RECORDS),
-        check_name="no_rejected_records",
-        passed=rejected == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"rejected": rejected},
-    )
-    for table in WAREHOUSE_TABLES:
-        yield dg.MaterializeResult(
-            asset_key=table_key(table),
-            metadata={
-                **shared,
-                **table_spec_metadata(table, postgres.schema_name),
-                "dagster/row_count": counts[table.name],
-                "rows_staged": result.rows_staged.get(table.name, 0),
-                "rows_changed": result.rows_changed.get(table.name, 0),
-                "publish_seconds": result.table_seconds.get(table.name, 0.0),
-                "published_by": "bulk" if table.name in result.bulk_loaded else "merge",
-            },
-        )
-
-
-@dg.asset(
-    key=dg.AssetKey(["skype", "analytics"]),
-    deps=[table_key(s.MESSAGES), table_key(s.CONVERSATIONS), table_key(s.PEOPLE)],
-    group_name=WAREHOUSE_GROUP,
-    automation_condition=dg.AutomationCondition.eager(),
-    kinds={"postgres", "view"},
-    code_version="1",
-)
-def skype_analytics(postgres: PostgresResource) -> dg.MaterializeResult:
-    """Views over all exports: conversation_stats, daily_activity, person_stats (kept current by automation)."""
-    from etl_assets.etl.warehouse.analytics import create_views
-    from etl_assets.etl.warehouse.queries import Warehouse
-
-    counts = create_views(Warehouse(postgres.url(), postgres.schema_name))
-    return dg.MaterializeResult(
-        metadata={f"{name}/row_count": count for name, count in counts.items()}
-        | {"views": ", ".join(f"{postgres.schema_name}.{name}" for name in counts)}
     )

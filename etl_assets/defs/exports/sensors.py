@@ -20,15 +20,10 @@ from pathlib import Path
 import dagster as dg
 
 from etl_assets.etl.extract.fingerprint import content_fingerprint, read_cost
-from .assets import export_media, inbox_export, raw_export, skype_tables, transformed_export
-from .partitions import EXPORT_SUFFIXES, partition_key_for, skype_exports
-from .resources import PipelineSettings
 
-load_skype_export = dg.define_asset_job(
-    "load_skype_export",
-    selection=dg.AssetSelection.assets(raw_export, transformed_export, skype_tables, export_media),
-    description="Raw, transformed and loaded tables for one export partition.",
-)
+from ..partitions import EXPORT_SUFFIXES, partition_key_for, skype_exports
+from ..resources import PipelineSettings
+from .assets import inbox_export
 
 
 @dataclass
@@ -66,7 +61,7 @@ def file_identity(stat: os.stat_result) -> list[int]:
 
 
 @dg.sensor(
-    job=load_skype_export,
+    job_name="load_skype_export",
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Watches ETL_INBOX; adds a partition and requests its run for each new, complete export.",

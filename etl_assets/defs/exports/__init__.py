@@ -1,0 +1,1 @@
+"""The export area: its assets and the inbox sensor."""

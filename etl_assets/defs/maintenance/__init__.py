@@ -1,0 +1,1 @@
+"""The maintenance area: garbage collection, as a job and a schedule."""

@@ -1,0 +1,1 @@
+"""The warehouse area: the tables, their checks, and the analytics views."""
