@@ -40,3 +40,11 @@ def pipeline_config(database_url: str, artifacts: Path, schema: str, **options: 
     """The configuration of an in-process ``ETLPipeline``: one transform process unless a test asks for more."""
     return ETLConfig(database_url=database_url, artifacts=str(artifacts), schema_name=schema,
                      **{"workers": 1, **options})
+
+
+def restart_embedded(home: Path) -> None:
+    """Stop the embedded server under ``home`` and start it again with the same settings, as a crash and restart would."""
+    from etl_assets.etl.load.embedded import start_embedded, stop_embedded
+
+    stop_embedded(home)
+    start_embedded(home)

@@ -17,5 +17,4 @@ def test_cpu_seconds_include_worker_processes() -> None:
         stats.messages_processed = 10
     assert stats.cpu_seconds >= 0.5  # the child's CPU time, not only this process's
     assert stats.duration_seconds >= stats.cpu_seconds * 0.9
-    assert stats.peak_rss_mb > 0 and stats.messages_per_second > 0
-    assert tracker.phases["transform"] is stats
+    assert stats.peak_rss_mb > 0 and stats.messages_per_second == round(10 / stats.duration_seconds, 1)

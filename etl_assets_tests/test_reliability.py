@@ -18,11 +18,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from etl_assets.etl.load.embedded import restart_embedded
 from etl_assets.etl.samples import ExportTruth, generate_export
 
 from etl_assets_tests.conftest import table_checksums
-from etl_assets_tests.helpers import drop_schema, run_cli
+from etl_assets_tests.helpers import drop_schema, restart_embedded, run_cli
 
 CRASH_ENV = {"ETL_CHUNK_MESSAGES": "400", "ETL_WORKERS": "1"}
 

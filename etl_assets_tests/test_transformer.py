@@ -45,7 +45,7 @@ def test_parallel_and_single_process_write_the_same_rows(small_export, transform
 
     for name in single:
         if name in ("people", "memberships"):  # each part lists whom it saw; the load merges them
-            key = s.TABLES_BY_NAME[name].primary_key
+            key = {t.name: t for t in s.TRANSFORMED_TABLES}[name].primary_key
             distinct = lambda t: {tuple(r[k] for k in key) for r in t.to_pylist()}  # noqa: E731
             assert distinct(parallel[name]) == distinct(single[name]), name
         else:

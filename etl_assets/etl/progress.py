@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -106,12 +106,10 @@ class PhaseStats:
 
 
 class ProgressTracker:
-    """Times phases and keeps their statistics; ``on_phase`` is called as each one ends."""
+    """Times phases: wall time, CPU of the process tree, peak memory."""
 
-    def __init__(self, monitor: MemoryMonitor, on_phase: Callable[[PhaseStats], None] | None = None) -> None:
+    def __init__(self, monitor: MemoryMonitor) -> None:
         self.monitor = monitor
-        self.on_phase = on_phase
-        self.phases: dict[str, PhaseStats] = {}
 
     @contextmanager
     def phase(self, name: str) -> Iterator[PhaseStats]:
@@ -128,14 +126,10 @@ class ProgressTracker:
         stats.peak_rss_mb = round(self.monitor.peak_mb, 1)
         if stats.duration_seconds > 0:
             stats.messages_per_second = round(stats.messages_processed / stats.duration_seconds, 1)
-        self.phases[name] = stats
         log.info(
             "%s: %d messages in %.2f s (%.0f/s), peak RSS %.0f MB",
             name, stats.messages_processed, stats.duration_seconds, stats.messages_per_second, stats.peak_rss_mb,
         )
-        if self.on_phase is not None:
-            self.on_phase(stats)
-
 
 def _cpu_seconds() -> float:
     """CPU time of this process and of its finished children (the transform's worker processes)."""

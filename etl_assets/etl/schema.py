@@ -405,7 +405,6 @@ TRANSFORMED_TABLES: tuple[Table, ...] = (
 )
 """Tables written by the Transformer, in publish order (parents before children)."""
 
-TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TRANSFORMED_TABLES}
 
 EXPORTS = Table(
     "exports",

@@ -55,7 +55,6 @@ from .containers import (
     _entry_size,
     _file_key,
     _is_regular,
-    _root_name,
     _walk_archive,
     file_identity,
     open_tar_entry,
@@ -66,7 +65,6 @@ from .records import (
     MESSAGES_MEMBER,
     ConversationRecord,
     ExportHeader,
-    ExtractSummary,
     Record,
 )
 from .repair import _MemberReader, _NeedsUtf8Repair
@@ -357,17 +355,5 @@ class Extractor:
                     continue
         raise AssertionError("unreachable: the repairing parse does not ask for a repair")
 
-    def summarize(self) -> ExtractSummary:
-        """One full validating pass: sha256, size, header and record counts."""
-        sha, size = self.sha256()
-        summary = ExtractSummary(sha256=sha, bytes=size, container=self.container, header=ExportHeader(None, None))
-        for record in self.scan():
-            if isinstance(record, ConversationRecord):
-                summary.conversations += 1
-                summary.messages += record.messages
-            else:
-                summary.header = record
-        summary.media_files = [n for n in self.member_names() if _root_name(n).startswith("media/")]
-        return summary
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MESSAGES_MEMBER = "messages.json"
 MAX_DEPTH = 128
@@ -44,17 +44,6 @@ class MessageRecord:
         return f"conversations[{self.conversation_index}].MessageList[{self.index}]"
 
 
-@dataclass(slots=True)
-class ExtractSummary:
-    """What one full pass over an export found."""
-
-    sha256: str
-    bytes: int
-    container: str
-    header: ExportHeader
-    conversations: int = 0
-    messages: int = 0
-    media_files: list[str] = field(default_factory=list)
 
 
 Record = ExportHeader | ConversationRecord | MessageRecord

@@ -203,14 +203,6 @@ def stop_embedded(home: str | Path) -> None:
     _stop(embedded_pgdata(home))
 
 
-def restart_embedded(home: str | Path) -> None:
-    """Stop the embedded server under ``home`` and start it again with the same settings."""
-    pgdata = embedded_pgdata(home)
-    if _running_socket_dir(pgdata) is not None:
-        _stop(pgdata)
-        _start(pgdata, socket_directory(pgdata.parent))
-
-
 def _stop(pgdata: Path) -> None:
     """Fast shutdown (SIGINT to the postmaster), waiting until it has exited.
 

@@ -11,9 +11,7 @@ import json
 import re
 from collections import Counter
 
-from .content import ParsedContent, parse_content
 from ..extract import ConversationRecord, MessageRecord
-from .sink import TableSink
 from ..values import (
     conversation_kind,
     escaped_json,
@@ -26,6 +24,8 @@ from ..values import (
     storable_text,
     to_json,
 )
+from .content import ParsedContent, parse_content
+from .sink import TableSink
 
 
 class RejectedRecord(Exception):

@@ -30,9 +30,9 @@ from ..config import ETLConfig, load_config
 from ..extract import ConversationRecord, Extractor, MessageRecord
 from ..faults import crash_point
 from ..media.copy import media_index
-from .sink import TableSink
-from .rows import RowWriter
 from ..values import normalize_person_id
+from .rows import RowWriter
+from .sink import TableSink
 
 TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.9"
 """Changes whenever the transformation's output would change; part of the cache key."""

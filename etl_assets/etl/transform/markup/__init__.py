@@ -1,0 +1,1 @@
+"""The markup parser's parts: element tree, rendering, element handlers, result structures."""
