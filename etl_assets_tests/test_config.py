@@ -19,6 +19,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def _non_default(name: str, info) -> str:
     """An environment value for a field that differs from its default."""
     annotation = str(info.annotation)
+    if "bool" in annotation:
+        return "False"
     if "float" in annotation:
         return "7.5"
     if "int" in annotation:

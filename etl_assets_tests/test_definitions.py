@@ -168,3 +168,20 @@ def test_a_partition_without_a_path_finds_its_file_in_the_inbox_then_in_the_raw_
             assert event.materialization.metadata["file_name"].value == expected
             assert event.materialization.metadata["sha256"].value == sha
             path.unlink(missing_ok=True)
+
+
+def test_without_a_raw_copy_the_run_reads_the_inbox_file_in_place(
+    tmp_path: Path, database_url: str, schema: str, small_export
+) -> None:
+    config = config_for_test(tmp_path, database_url, schema, raw_copy=False)
+    config.inbox_dir.mkdir(parents=True)
+    path = config.inbox_dir / small_export.path.name
+    shutil.copy(small_export.path, path)
+    with dg.instance_for_test() as instance:
+        _, result = _materialize(config, instance, path)
+        assert result.success
+        assert Warehouse(database_url, schema).table_counts()["messages"] == small_export.messages
+        raw = config.artifacts_dir / "raw"
+        assert not raw.exists() or not any(raw.iterdir())  # nothing copied
+        handle = json.loads(next((Path(config.handles_url) / "raw_export").glob("*.json")).read_text())
+        assert handle["value"]["path"] == str(path) and handle["value"]["identity"]

@@ -16,7 +16,7 @@ from etl_assets.etl.samples import generate_export
 
 
 def _tick(instance: dg.DagsterInstance, inbox: Path, cursor: str | None) -> dg.SensorResult:
-    settings = PipelineSettings(artifacts_dir=str(inbox.parent / "artifacts"), inbox_dir=str(inbox))
+    settings = PipelineSettings(artifacts=str(inbox.parent / "artifacts"), inbox=str(inbox))
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"pipeline_settings": settings})
     result = new_export_sensor(context)
     assert isinstance(result, dg.SensorResult)
@@ -99,7 +99,7 @@ def test_many_and_huge_files_at_once_are_taken_in_over_ticks_within_the_read_bud
     shutil.copy(small_export.path, huge)
     os.truncate(huge, 4 << 30)  # sparse: 4 GiB that a whole-file hash would have to read
     budget = 8 << 20
-    settings = PipelineSettings(artifacts_dir=str(tmp_path / "artifacts"), inbox_dir=str(inbox), sensor_bytes_per_tick=budget)
+    settings = PipelineSettings(artifacts=str(tmp_path / "artifacts"), inbox=str(inbox), sensor_bytes_per_tick=budget)
     requested: dict[str, str] = {}
     cursor = None
     ticks = 0

@@ -44,7 +44,7 @@ class PipelineSettings(dg.ConfigurableResource, PipelineOptions):
         return ETLConfig(**self.run_options(), database_url=postgres.url(), schema_name=postgres.schema_name)
 
     def pipeline(self, postgres: PostgresResource, run_id: str) -> ETLPipeline:
-        return ETLPipeline(self.config(postgres), run_id=run_id)
+        return ETLPipeline(self.config(postgres), run_id=run_id, copy_raw=self.raw_copy)
 
 
 def resources_from_config(config: ETLConfig) -> dict[str, object]:

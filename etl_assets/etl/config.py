@@ -36,7 +36,7 @@ def _shown(default: str) -> dict[str, str]:
 class PipelineOptions(BaseModel):
     """Where a load keeps its files and how it works: the settings a Dagster run may change."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     home: str = Field(default=".etl_home", description="embedded PostgreSQL, Dagster instance, artifacts, inbox")
     inbox: str | None = Field(default=None, description="folder watched by `new_export_sensor`", json_schema_extra=_shown("$ETL_HOME/inbox"))
@@ -54,6 +54,7 @@ class PipelineOptions(BaseModel):
     lock_timeout_seconds: float = Field(default=1800.0, ge=0, description="longest wait for a lock, e.g. another load of the same export (then a clear error)")
     idle_in_transaction_timeout_seconds: float = Field(default=300.0, ge=0, description="the server ends a session idle inside a transaction this long, freeing its locks")
     statement_timeout_seconds: float = Field(default=0.0, ge=0, description="longest single statement (`0`: none; a first load's index builds take minutes)")
+    raw_copy: bool = Field(default=True, description="Dagster keeps a content-addressed copy of each export under `$ETL_ARTIFACTS/raw` (`false`: reads the inbox file in place; one changed after it was hashed fails the run)")
     sensor_bytes_per_tick: int = Field(default=256 << 20, gt=0, description="most bytes the inbox sensor reads in one tick to fingerprint new files", json_schema_extra=_shown("256 MiB"))
 
     @model_validator(mode="before")
@@ -131,6 +132,14 @@ def variable_name(field: str) -> str:
     return "ETL_SCHEMA" if field == "schema_name" else f"ETL_{field.upper()}"
 
 
+def _shown_value(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value:g}`" if isinstance(value, float) else f"`{value}`"
+
+
 def settings_table() -> str:
     """Every setting as a Markdown table (the README's, checked by a test against this)."""
     order = ["home", "inbox", "artifacts", "handles_url", "database_url", "schema_name"]
@@ -140,6 +149,6 @@ def settings_table() -> str:
     for name in names:
         info = fields[name]
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        shown = extra.get("shown_default") or ("none" if info.default is None else f"`{info.default:g}`" if isinstance(info.default, float) else f"`{info.default}`")
+        shown = extra.get("shown_default") or _shown_value(info.default)
         lines.append(f"| `{variable_name(name)}` | {shown} | {info.description} |")
     return "\n".join(lines) + "\n"

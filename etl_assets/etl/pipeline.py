@@ -267,6 +267,8 @@ class ETLPipeline:
         return result, stats
 
     def record_stats(self, sha256: str, phases: list[PhaseStats]) -> None:
+        """Append the phases' statistics to ``etl_phase_stats`` (the schema is created first if needed)."""
+        self.loader.ensure_schema()
         self.warehouse.record_phase_stats(
             [{"export_sha256": sha256, "run_id": self.run_id, **p.to_dict()} for p in phases]
         )

@@ -1,7 +1,5 @@
 """Export assets, one partition per export file: the file in the inbox, its checked copy, its Parquet tables, its media."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """Warehouse assets: every table, published per export partition, and the analytics views over all exports."""
 
-from __future__ import annotations
 
 import dagster as dg
 
