@@ -1,0 +1,183 @@
+"""The messages of one conversation, streamed in time order with their child rows.
+
+Every format reads through here. The rows come from a server-side cursor in batches, so
+memory stays bounded whatever the size of a conversation; each message carries its
+child rows (reactions, attachments, quotes, ...) as JSON aggregated by PostgreSQL, one
+index probe per child table, instead of one query per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+from ..warehouse import Span, table
+from ..zones import Bound, Zone, since_instant, until_instant
+
+BATCH_ROWS = 1000
+"""Rows fetched from the server per round trip."""
+
+CHILD_TABLES: tuple[tuple[str, str, bool], ...] = (
+    # (table, order of its rows, one row per message at most)
+    ("quotes", "position", False),
+    ("mentions", "position", False),
+    ("links", "position", False),
+    ("url_previews", "position", False),
+    ("attachments", "position", False),
+    ("reactions", "reacted_at NULLS LAST, reaction, person_id", False),
+    ("calls", "message_id", True),
+    ("call_participants", "position", False),
+    ("thread_events", "message_id", True),
+    ("polls", "message_id", True),
+    ("locations", "message_id", True),
+    ("contact_cards", "position", False),
+    ("translations", "message_id", True),
+)
+"""The message child tables of the warehouse and how their rows are ordered."""
+
+_HIDDEN_CHILD_COLUMNS = ("conversation_id", "message_id", "version")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which messages to read: conversations, a time window, senders."""
+
+    since: Bound | None = None
+    until: Bound | None = None
+    senders: tuple[str, ...] = ()
+
+
+@dataclass
+class Message:
+    """One message as every format sees it; times are aware, in the requested zone."""
+
+    conversation_id: str
+    message_id: str
+    sent_at: datetime
+    sender_id: str | None
+    sender_name: str
+    message_type: str
+    text: str
+    edited_at: datetime | None
+    deleted_at: datetime | None
+    children: dict[str, list[dict]] = field(default_factory=dict)
+
+    def child(self, name: str) -> list[dict]:
+        return self.children.get(name) or []
+
+    def single(self, name: str) -> dict | None:
+        rows = self.children.get(name)
+        return rows[0] if rows else None
+
+
+SENDER_NAME = sql.SQL("coalesce(nullif(m.sender_name, ''), nullif(p.display_name, ''), m.sender_id, '')")
+"""How a sender is named: the name on the message, else the person's name, else the id."""
+
+
+def selection_filter(selection: Selection, zone: Zone) -> tuple[sql.Composable, dict]:
+    """The WHERE conditions (on ``m`` = messages, ``p`` = people) and their parameters."""
+    conditions: list[sql.Composable] = []
+    params: dict = {}
+    if selection.since is not None:
+        conditions.append(sql.SQL("m.sent_at >= %(since)s"))
+        params["since"] = since_instant(selection.since, zone)
+    if selection.until is not None:
+        instant, inclusive = until_instant(selection.until, zone)
+        conditions.append(sql.SQL("m.sent_at <= %(until)s" if inclusive else "m.sent_at < %(until)s"))
+        params["until"] = instant
+    if selection.senders:
+        conditions.append(
+            sql.SQL(
+                "(m.sender_id = ANY(%(senders)s) OR lower(m.sender_name) = ANY(%(senders_folded)s) "
+                "OR lower(p.display_name) = ANY(%(senders_folded)s))"
+            )
+        )
+        params["senders"] = [s.strip() for s in selection.senders]
+        params["senders_folded"] = [s.strip().lower() for s in selection.senders]
+    if not conditions:
+        return sql.SQL("TRUE"), params
+    return sql.SQL(" AND ").join(conditions), params
+
+
+def spans(
+    conn: psycopg.Connection, schema: str, conversation_ids: list[str], selection: Selection, zone: Zone
+) -> dict[str, Span]:
+    """Messages, first and last send time per conversation in the selection (none: left out)."""
+    where, params = selection_filter(selection, zone)
+    query = sql.SQL(
+        "SELECT m.conversation_id, count(*), min(m.sent_at), max(m.sent_at) FROM {messages} m "
+        "LEFT JOIN {people} p ON p.person_id = m.sender_id "
+        "WHERE m.conversation_id = ANY(%(conversations)s) AND {where} GROUP BY m.conversation_id"
+    ).format(messages=table(schema, "messages"), people=table(schema, "people"), where=where)
+    rows = conn.execute(query, {**params, "conversations": conversation_ids}).fetchall()
+    return {cid: Span(n, zone.local(first), zone.local(last)) for cid, n, first, last in rows}
+
+
+def _child_column(schema: str, name: str, order: str) -> sql.Composable:
+    hidden = sql.SQL(" - ").join(sql.Literal(c) for c in _HIDDEN_CHILD_COLUMNS)
+    return sql.SQL(
+        "(SELECT jsonb_agg(to_jsonb(x) - {hidden} ORDER BY {order}) FROM {child} x "
+        "WHERE x.conversation_id = m.conversation_id AND x.message_id = m.message_id) AS {alias}"
+    ).format(
+        hidden=hidden,
+        order=sql.SQL(", ").join(sql.SQL("x.") + sql.SQL(part.strip()) for part in order.split(",")),
+        child=table(schema, name),
+        alias=sql.Identifier(name),
+    )
+
+
+def messages(
+    conn: psycopg.Connection, schema: str, conversation_id: str, selection: Selection, zone: Zone
+) -> Iterator[Message]:
+    """The conversation's selected messages, oldest first (ties by message id), streamed."""
+    where, params = selection_filter(selection, zone)
+    children = sql.SQL(", ").join(_child_column(schema, name, order) for name, order, _ in CHILD_TABLES)
+    query = sql.SQL(
+        "SELECT m.conversation_id, m.message_id, m.sent_at, m.sender_id, {sender}, m.message_type, "
+        "coalesce(m.content_text, ''), m.edited_at, m.deleted_at, {children} "
+        "FROM {messages} m LEFT JOIN {people} p ON p.person_id = m.sender_id "
+        "WHERE m.conversation_id = %(conversation)s AND {where} "
+        "ORDER BY m.sent_at, m.message_id"
+    ).format(
+        sender=SENDER_NAME,
+        children=children,
+        messages=table(schema, "messages"),
+        people=table(schema, "people"),
+        where=where,
+    )
+    with conn.cursor(name="read_messages") as cursor:
+        cursor.itersize = BATCH_ROWS
+        cursor.execute(query, {**params, "conversation": conversation_id})
+        for row in cursor:
+            cid, mid, sent_at, sender_id, sender_name, mtype, text, edited_at, deleted_at, *child_rows = row
+            yield Message(
+                conversation_id=cid,
+                message_id=mid,
+                sent_at=zone.local(sent_at),
+                sender_id=sender_id,
+                sender_name=sender_name,
+                message_type=mtype,
+                text=text,
+                edited_at=zone.local(edited_at) if edited_at else None,
+                deleted_at=zone.local(deleted_at) if deleted_at else None,
+                children={
+                    name: [_local_times(r, zone) for r in rows]
+                    for (name, _, _), rows in zip(CHILD_TABLES, child_rows)
+                    if rows
+                },
+            )
+
+
+def _local_times(row: dict, zone: Zone) -> dict:
+    """Child-row times (``*_at``, JSON strings in UTC) as aware datetimes in ``zone``."""
+    for key, value in row.items():
+        if key.endswith("_at") and isinstance(value, str):
+            try:
+                row[key] = zone.local(datetime.fromisoformat(value))
+            except ValueError:
+                pass
+    return row
