@@ -35,6 +35,7 @@ class Hit:
     text: str
     snippet: str
     """With ``START``/``STOP`` around each match."""
+    message_type: str = ""
 
     def to_json(self) -> dict:
         return {
@@ -57,7 +58,7 @@ def format_hit(hit: Hit, *, color: bool) -> str:
 
     Control characters from messages are removed, so no message can drive the terminal.
     """
-    snippet = _CONTROL.sub(" ", " ".join(hit.snippet.split()))
+    snippet = _CONTROL.sub(" ", " ".join(hit.snippet.split())) or f"({hit.message_type})"
     snippet = snippet.replace(START, "\x1b[1;33m").replace(STOP, "\x1b[0m") if color else plain(snippet)
     conversation = _CONTROL.sub(" ", hit.conversation)
     sender = _CONTROL.sub(" ", hit.sender_name)
@@ -127,10 +128,11 @@ def build_search(schema: str, query: Query, tsconfig: str, zone: Zone, limit: in
     else:
         snippet = sql.SQL("left({}, {})").format(clean, sql.Literal(SNIPPET_CHARS))
     return sql.SQL(
-        "SELECT h.conversation_id, h.conversation, h.message_id, h.sent_at, h.sender_name, h.content_text, {snippet} "
+        "SELECT h.conversation_id, h.conversation, h.message_id, h.sent_at, h.sender_name, h.content_text, {snippet}, "
+        "h.message_type "
         "FROM (SELECT m.conversation_id, {name} AS conversation, m.message_id, m.sent_at, "
         "coalesce(nullif(m.sender_name, ''), nullif(p.display_name, ''), m.sender_id, '') AS sender_name, "
-        "coalesce(m.content_text, '') AS content_text "
+        "coalesce(m.content_text, '') AS content_text, m.message_type "
         "FROM {messages} m LEFT JOIN {people} p ON p.person_id = m.sender_id "
         "LEFT JOIN {conversations} c ON c.conversation_id = m.conversation_id "
         "WHERE {where} ORDER BY m.sent_at DESC, m.conversation_id, m.message_id LIMIT {limit}) h "
@@ -154,8 +156,8 @@ def search_messages(url: str, schema: str, text: str, *, limit: int = 50, zone: 
         statement = build_search(schema, query, text_search_config(conn, schema), tz, limit)
         rows = _run(conn, statement)
     return [
-        Hit(cid, name, mid, tz.local(sent_at), sender, content, snippet or "")
-        for cid, name, mid, sent_at, sender, content, snippet in rows
+        Hit(cid, name, mid, tz.local(sent_at), sender, content, snippet or "", mtype)
+        for cid, name, mid, sent_at, sender, content, snippet, mtype in rows
     ]
 
 
