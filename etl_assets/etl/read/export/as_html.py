@@ -50,7 +50,7 @@ th{background:#eceef2;font-weight:600}td.n{text-align:right;white-space:nowrap}
 .deleted .text{text-decoration:line-through;color:#888}
 .mark{font-size:.75rem;border-radius:3px;padding:0 4px;margin-left:.3rem;background:#eee;color:#555}
 blockquote{margin:.3rem 0;padding:.2rem .6rem;border-left:3px solid #b8c4d6;color:#444;background:#f7f8fa;white-space:pre-wrap}
-img.pic{display:block;max-width:min(100%,420px);height:auto;margin:.3rem 0;border-radius:4px}
+img.pic{display:block;max-width:min(100%,360px);height:auto;margin:.3rem 0;border-radius:4px}
 .file{margin:.2rem 0}.reactions{font-size:.85rem;margin-top:.2rem}
 .preview{border:1px solid #ddd;border-radius:4px;padding:.3rem .5rem;margin:.3rem 0;font-size:.9rem}
 .poll ul{margin:.2rem 0 .2rem 1.2rem;padding:0}
@@ -241,7 +241,7 @@ class HtmlWriter:
                  "text": q.get("text") or ""}
                 for q in message.child("quotes")
             ],
-            text=text if message.text else None,
+            text=text if message.text and not _only_file_names(message.text, attached) else None,
             notes=notes,
             poll={"question": poll.get("question") or "", "options": [str(o) for o in poll.get("options") or []]} if poll else None,
             location={
@@ -276,6 +276,12 @@ class HtmlWriter:
         (self.context.folder / "index.html").write_text(page, encoding="utf-8")
 
 
+def _only_file_names(text: str, attached: list[Attached]) -> bool:
+    """A file message whose text is just its file name: the file below says it already."""
+    names = {str(a.row.get("original_name")) for a in attached if a.row.get("original_name")}
+    return bool(names) and text.strip() in names
+
+
 def _file_view(a: Attached) -> dict | None:
     kind = a.row.get("kind") or "file"
     label = attachment_label(a.row)
@@ -296,7 +302,7 @@ def _file_view(a: Attached) -> dict | None:
     return view
 
 
-def _fit(size: tuple[int, int], box: int = 420) -> tuple[int, int]:
+def _fit(size: tuple[int, int], box: int = 360) -> tuple[int, int]:
     w, h = size
     if w <= box:
         return w, h
