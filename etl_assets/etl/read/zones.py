@@ -41,7 +41,7 @@ class Zone:
 def parse_zone(name: str | None) -> Zone:
     """``None``/``local`` for the system zone, ``UTC``, or an IANA name such as ``Europe/Berlin``."""
     if name is None or name.strip().lower() in ("", "local"):
-        return Zone(None, "local")
+        return Zone(None, f"local ({datetime.now().astimezone().tzname()})")
     value = name.strip()
     if value.upper() in ("UTC", "Z"):
         return Zone(timezone.utc, "UTC")

@@ -8,7 +8,7 @@ which spreadsheet programs need to read UTF-8.
 from __future__ import annotations
 
 import csv
-from typing import IO
+from typing import IO, Any
 
 from ..warehouse import Conversation, Span
 from .files import safe_name
@@ -25,7 +25,7 @@ class CsvWriter:
     def __init__(self, context: Context) -> None:
         self.context = context
         self._fh: IO[str] | None = None
-        self._csv: csv.writer | None = None  # type: ignore[valid-type]
+        self._csv: Any = None
         self._written: Written | None = None
 
     def open_conversation(self, conversation: Conversation, span: Span) -> None:

@@ -12,6 +12,7 @@ and mailto links, with ``rel="noreferrer"``.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import IO
 from urllib.parse import quote, urlsplit
@@ -26,6 +27,8 @@ from .formats import Attached, Context, Written
 from .rows import Message
 
 PAGE_MESSAGES = 5000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""Control characters have no place in HTML text; they are shown as U+FFFD."""
 PAGES_DIR = "conversations"
 
 _CSP = (
@@ -133,6 +136,7 @@ def rich_text(text: str, links: list[dict], mentions: list[dict]) -> tuple[Marku
     for mention in mentions:
         if mention.get("name"):
             needles.append(("@" + str(mention["name"]), None))
+    text = _CONTROL.sub("\ufffd", text)
     out: list[str] = []
     pos = 0
     remaining = list(needles)

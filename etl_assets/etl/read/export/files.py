@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MEDIA_DIR = "media"
+PREVIEW_EXTENSIONS = ("jpg", "jpeg", "png", "gif", "webp")
+"""Extensions a video's preview picture (``<docid>.2.<ext>``) has in exports."""
 _MAX_NAME_BYTES = 150
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
@@ -110,8 +112,8 @@ class MediaExporter:
         if source is None or ".1." not in source.name:
             return None
         docid = source.name.split(".1.", 1)[0]
-        for candidate in sorted(source.parent.glob(f"{glob_escape(docid)}.2.*")):
-            found = self.source(str(candidate.relative_to(self.artifacts)))
+        for ext in PREVIEW_EXTENSIONS:
+            found = self.source(f"{MEDIA_DIR}/{docid}.2.{ext}")
             if found is not None:
                 return found
         return None
@@ -131,10 +133,6 @@ class MediaExporter:
         self.files += 1
         self.bytes += target.stat().st_size
         return exported
-
-
-def glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", text)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

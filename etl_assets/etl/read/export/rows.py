@@ -1,13 +1,15 @@
 """The messages of one conversation, streamed in time order with their child rows.
 
 Every format reads through here. The rows come from a server-side cursor in batches, so
-memory stays bounded whatever the size of a conversation; each message carries its
-child rows (reactions, attachments, quotes, ...) as JSON aggregated by PostgreSQL, one
-index probe per child table, instead of one query per message.
+memory stays bounded whatever the size of a conversation; the child rows (reactions,
+attachments, quotes, ...) of a batch come as JSON aggregated by PostgreSQL, one query
+per child table and batch (only tables with rows in the conversation), instead of one
+query per message or a subquery per message and table.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -117,59 +119,85 @@ def spans(
     return {cid: Span(n, zone.local(first), zone.local(last)) for cid, n, first, last in rows}
 
 
-def _child_column(schema: str, name: str, order: str) -> sql.Composable:
+def _children_of(
+    conn: psycopg.Connection, schema: str, name: str, order: str, conversation_id: str, message_ids: list[str]
+) -> dict[str, list[dict]]:
+    """Message id -> its rows of child table ``name``, for one batch of messages (one index scan)."""
+    query = _children_query(schema, name, order)
+    return dict(conn.execute(query, {"c": conversation_id, "ids": message_ids}).fetchall())
+
+
+@functools.lru_cache(maxsize=64)
+def _children_query(schema: str, name: str, order: str) -> sql.Composed:
     hidden = sql.SQL(" - ").join(sql.Literal(c) for c in _HIDDEN_CHILD_COLUMNS)
     return sql.SQL(
-        "(SELECT jsonb_agg(to_jsonb(x) - {hidden} ORDER BY {order}) FROM {child} x "
-        "WHERE x.conversation_id = m.conversation_id AND x.message_id = m.message_id) AS {alias}"
+        "SELECT x.message_id, jsonb_agg(to_jsonb(x) - {hidden} ORDER BY {order}) FROM {child} x "
+        "WHERE x.conversation_id = %(c)s AND x.message_id = ANY(%(ids)s) GROUP BY x.message_id"
     ).format(
         hidden=hidden,
         order=sql.SQL(", ").join(sql.SQL("x.") + sql.SQL(part.strip()) for part in order.split(",")),
         child=table(schema, name),
-        alias=sql.Identifier(name),
     )
 
 
 def messages(
     conn: psycopg.Connection, schema: str, conversation_id: str, selection: Selection, zone: Zone
 ) -> Iterator[Message]:
-    """The conversation's selected messages, oldest first (ties by message id), streamed."""
+    """The conversation's selected messages, oldest first (ties by message id), streamed.
+
+    Messages come from a server-side cursor ``BATCH_ROWS`` at a time; the child rows of
+    each batch are read with one query per child table that has rows in the conversation.
+    """
     where, params = selection_filter(selection, zone)
-    children = sql.SQL(", ").join(_child_column(schema, name, order) for name, order, _ in CHILD_TABLES)
+    present = [(name, order) for name, order, _ in CHILD_TABLES if name in _child_tables_in(conn, schema, conversation_id)]
     query = sql.SQL(
         "SELECT m.conversation_id, m.message_id, m.sent_at, m.sender_id, {sender}, m.message_type, "
-        "coalesce(m.content_text, ''), m.edited_at, m.deleted_at, {children} "
+        "coalesce(m.content_text, ''), m.edited_at, m.deleted_at "
         "FROM {messages} m LEFT JOIN {people} p ON p.person_id = m.sender_id "
         "WHERE m.conversation_id = %(conversation)s AND {where} "
         "ORDER BY m.sent_at, m.message_id"
     ).format(
         sender=SENDER_NAME,
-        children=children,
         messages=table(schema, "messages"),
         people=table(schema, "people"),
         where=where,
     )
     with conn.cursor(name="read_messages") as cursor:
-        cursor.itersize = BATCH_ROWS
         cursor.execute(query, {**params, "conversation": conversation_id})
-        for row in cursor:
-            cid, mid, sent_at, sender_id, sender_name, mtype, text, edited_at, deleted_at, *child_rows = row
-            yield Message(
-                conversation_id=cid,
-                message_id=mid,
-                sent_at=zone.local(sent_at),
-                sender_id=sender_id,
-                sender_name=sender_name,
-                message_type=mtype,
-                text=text,
-                edited_at=zone.local(edited_at) if edited_at else None,
-                deleted_at=zone.local(deleted_at) if deleted_at else None,
-                children={
-                    name: [_local_times(r, zone) for r in rows]
-                    for (name, _, _), rows in zip(CHILD_TABLES, child_rows)
-                    if rows
-                },
-            )
+        while batch := cursor.fetchmany(BATCH_ROWS):
+            ids = [row[1] for row in batch]
+            children = {name: _children_of(conn, schema, name, order, conversation_id, ids) for name, order in present}
+            for cid, mid, sent_at, sender_id, sender_name, mtype, text, edited_at, deleted_at in batch:
+                yield Message(
+                    conversation_id=cid,
+                    message_id=mid,
+                    sent_at=zone.local(sent_at),
+                    sender_id=sender_id,
+                    sender_name=sender_name,
+                    message_type=mtype,
+                    text=text,
+                    edited_at=zone.local(edited_at) if edited_at else None,
+                    deleted_at=zone.local(deleted_at) if deleted_at else None,
+                    children={
+                        name: [_local_times(r, zone) for r in rows[mid]]
+                        for name, rows in children.items()
+                        if mid in rows
+                    },
+                )
+
+
+def _child_tables_in(conn: psycopg.Connection, schema: str, conversation_id: str) -> set[str]:
+    """The child tables with rows in this conversation: the others are not probed per message.
+
+    Most conversations use few of them (no polls, no calls), and a probe per message and
+    table is most of the cost of reading.
+    """
+    checks = sql.SQL(", ").join(
+        sql.SQL("EXISTS (SELECT 1 FROM {} WHERE conversation_id = %(c)s)").format(table(schema, name))
+        for name, _, _ in CHILD_TABLES
+    )
+    row = conn.execute(sql.SQL("SELECT {}").format(checks), {"c": conversation_id}).fetchone()
+    return {name for (name, _, _), present in zip(CHILD_TABLES, row) if present}
 
 
 def _local_times(row: dict, zone: Zone) -> dict:
