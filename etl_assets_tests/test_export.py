@@ -516,3 +516,96 @@ def test_summary_is_one_line_on_stdout_and_nothing_else(warehouse: Warehouse, tm
     (line,) = done.stdout.splitlines()
     total = warehouse.rows("SELECT count(*) FROM messages")[0][0]
     assert f"{total} messages" in line and str(tmp_path / "out") in line
+
+
+def _message_chunks(folder: Path) -> dict[str, str]:
+    """Message id -> the HTML of its message boxes, over every conversation page (ids are unique
+    per conversation only, so boxes of equal ids in different conversations are joined)."""
+    chunks: dict[str, str] = {}
+    for page in (folder / "conversations").glob("*.html"):
+        text = page.read_text(encoding="utf-8").split("</main>")[0]
+        for part in re.split(r'(?=<div class="day">|<div class="msg)', text):
+            m = re.match(r'<div class="msg[^"]*" id="m-([^"]+)"', part)
+            if m:
+                chunks[m.group(1)] = chunks.get(m.group(1), "") + part
+    return chunks
+
+
+def test_html_shows_what_the_child_tables_hold(warehouse: Warehouse, tmp_path: Path) -> None:
+    from html import unescape
+
+    def escape(value: str) -> str:  # the chunks are compared unescaped
+        return value
+
+    out = tmp_path / "out"
+    _export(warehouse, out, "--format", "html")
+    chunks = {mid: unescape(chunk) for mid, chunk in _message_chunks(out).items()}
+    checks = {
+        "quotes": ("SELECT message_id, text FROM quotes WHERE coalesce(text, '') <> ''", lambda v: f"</div>{escape(v)}</blockquote>"),
+        "polls": ("SELECT message_id, question FROM polls WHERE question <> ''", lambda v: f"Poll: {escape(v)}<ul>"),
+        "locations": ("SELECT message_id, address FROM locations WHERE address <> ''", lambda v: f"📍 {escape(v)}"),
+        "translations": ("SELECT message_id, text FROM translations WHERE coalesce(text, '') <> ''", lambda v: escape(v)),
+        "contacts": ("SELECT c.message_id, coalesce(nullif(p.display_name, ''), c.name, c.person_id) FROM contact_cards c "
+                     "LEFT JOIN people p USING (person_id)", lambda v: f"Contact: {escape(v)}"),
+        "calls": ("SELECT message_id, 'Call ' || state FROM calls WHERE state IS NOT NULL", lambda v: escape(v)),
+        "events": ("SELECT message_id, '' FROM thread_events", lambda v: '<div class="note">'),
+        "edited": ("SELECT message_id, '' FROM messages WHERE edited_at IS NOT NULL", lambda v: ">edited "),
+        "deleted": ("SELECT message_id, '' FROM messages WHERE deleted_at IS NOT NULL", lambda v: ">deleted "),
+        "files": ("SELECT message_id, original_name FROM attachments WHERE media_status = 'stored' AND original_name <> '' "
+                  "AND media_path NOT LIKE '%%..%%'", lambda v: 'href="../media/'),
+        "missing": ("SELECT message_id, '' FROM attachments WHERE media_status = 'missing' AND original_name <> ''",
+                    lambda v: "not in the archive"),
+        "links": ("SELECT message_id, url FROM links WHERE url ~ '^https?://'", lambda v: f'href="{escape(v)}" rel="noreferrer"'),
+    }
+    for label, (query, expected) in checks.items():
+        rows = warehouse.rows(query)
+        assert rows, f"the generated export has no {label}"
+        for mid, value in rows:
+            assert expected(value) in chunks[mid], (label, mid, value)
+    reactions = warehouse.rows("SELECT message_id, count(*) FROM reactions GROUP BY 1")
+    assert reactions
+    for mid, n in reactions:
+        boxes = chunks[mid].split('<div class="reactions">')[1:]
+        counts = [c for box in boxes for c in re.findall(r'<span title="[^"]*">\S+ (\d+)</span>', box.split("</div>")[0])]
+        assert sum(map(int, counts)) == n, mid
+
+
+def test_progress_bar_only_on_a_terminal(warehouse: Warehouse, tmp_path: Path) -> None:
+    import fcntl
+    import pty
+    import struct
+    import sys
+    import termios
+    import threading
+
+    main, side = pty.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "ETL_HOME": str(warehouse.home)}
+    env.pop("ETL_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "etl_assets.cli", "export", str(tmp_path / "out"), "--format", "txt",
+         "--database-url", warehouse.url, "--schema", warehouse.schema],
+        stdout=subprocess.PIPE, stderr=side, env=env,
+    )
+    os.close(side)
+    received: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            received.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    stdout, _ = process.communicate(timeout=300)
+    reader.join(10)
+    terminal = b"".join(received)
+    os.close(main)
+    assert process.returncode == 0
+    assert b" msg" in terminal and b"%" in terminal  # tqdm drew on the terminal
+    assert len(stdout.decode().splitlines()) == 1  # stdout (not a terminal) has the summary only

@@ -147,6 +147,13 @@ def _progress(total: int, show: bool):
     """A tqdm bar on stderr when asked for (a terminal), else nothing."""
     if not show:
         return None
+    import os
+
     from tqdm import tqdm
 
-    return tqdm(total=total, unit=" msg", file=sys.stderr, dynamic_ncols=True, leave=False)
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except OSError:
+        columns = 0
+    # A terminal that reports no width (some emulators, a bare pty) would get an empty bar.
+    return tqdm(total=total, unit=" msg", file=sys.stderr, ncols=columns or 80, leave=False)
