@@ -609,3 +609,13 @@ def test_progress_bar_only_on_a_terminal(warehouse: Warehouse, tmp_path: Path) -
     assert process.returncode == 0
     assert b" msg" in terminal and b"%" in terminal  # tqdm drew on the terminal
     assert len(stdout.decode().splitlines()) == 1  # stdout (not a terminal) has the summary only
+
+
+def test_failures_exit_1_without_the_password(tmp_path: Path) -> None:
+    url = "postgresql://etl:s3cret-pa55@127.0.0.1:9/nowhere"
+    for command in (("export", str(tmp_path / "out")), ("search", "hello")):
+        done = run_cli(*command, "--database-url", url, home=tmp_path / "home")
+        assert done.returncode == 1, done.stderr
+        assert "s3cret-pa55" not in done.stderr + done.stdout
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
