@@ -296,6 +296,14 @@ def test_json_validates_and_round_trips_to_the_rows(warehouse: Warehouse, tmp_pa
     attachments = warehouse.rows("SELECT conversation_id, message_id, count(*) FROM attachments GROUP BY 1, 2")
     quotes = warehouse.rows("SELECT conversation_id, message_id, position, text FROM quotes")
     calls = warehouse.rows("SELECT conversation_id, message_id, state, duration_seconds FROM calls")
+    counts = {
+        cid: (calls, files)
+        for cid, calls, files in warehouse.rows(
+            "SELECT m.conversation_id, count(c.message_id), count(*) FILTER (WHERE m.message_id IN "
+            "(SELECT a.message_id FROM attachments a WHERE a.conversation_id = m.conversation_id)) "
+            "FROM messages m LEFT JOIN calls c USING (conversation_id, message_id) GROUP BY 1"
+        )
+    }
     seen: dict[str, list[dict]] = {}
     for path in sorted(out.glob("*.json")):
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -303,6 +311,8 @@ def test_json_validates_and_round_trips_to_the_rows(warehouse: Warehouse, tmp_pa
         assert document["time_zone"] == "Europe/Berlin"
         cid = document["conversation"]["conversation_id"]
         assert document["conversation"]["messages"] == len(document["messages"])
+        head = document["conversation"]
+        assert (head["calls"], head["messages_with_files"]) == counts[cid]
         assert {m["conversation_id"] for m in document["messages"]} == {cid}
         seen[cid] = document["messages"]
         assert json.loads(json.dumps(document, ensure_ascii=False)) == document

@@ -15,7 +15,7 @@ from etl_assets.etl.read.query import QuerySyntaxError, parse_query
 from etl_assets.etl.read.search import START, STOP, Hit, format_hit
 
 from .helpers import run_cli
-from .test_export import CONTROL_TEXT, HOSTILE_TEXT, Warehouse, warehouse  # noqa: F401 - the shared fixture
+from .test_export import HOSTILE_TEXT, Warehouse, warehouse  # noqa: F401 - the shared fixture
 
 ALL = "100000"
 

@@ -136,8 +136,12 @@ def person_names(conn: psycopg.Connection, schema: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Span:
-    """How many messages a conversation has in the selection, and when the first and last were sent."""
+    """How many messages a conversation has in the selection, when the first and last were sent,
+    and how many of them are calls or carry files."""
 
     messages: int
     first: datetime
     last: datetime
+    calls: int = 0
+    with_files: int = 0
+    """Messages that carry attachments."""

@@ -69,10 +69,10 @@ _BASE = """<!DOCTYPE html>
 
 _INDEX = _BASE + """<header><h1>Skype archive</h1>
 <p>{{ written|length }} conversations, {{ total_messages }} messages{% if zone %}; times in {{ zone }}{% endif %}.</p></header>
-<main><table><thead><tr><th>Conversation</th><th>Kind</th><th>Members</th><th>First message</th><th>Last message</th><th>Messages</th></tr></thead><tbody>
+<main><table><thead><tr><th>Conversation</th><th>Kind</th><th>Members</th><th>First message</th><th>Last message</th><th>Messages</th><th>Calls</th><th>With files</th></tr></thead><tbody>
 {% for w in written %}<tr><td><a href="{{ w.href }}">{{ w.conversation.name }}</a></td><td>{{ w.conversation.kind }}</td>
 <td>{{ w.conversation.member_count }}{% if w.conversation.members %}: {{ w.conversation.members[:6]|join(", ") }}{% if w.conversation.member_count > 6 %}, …{% endif %}{% endif %}</td>
-<td class="n">{{ w.span.first.strftime("%Y-%m-%d %H:%M") }}</td><td class="n">{{ w.span.last.strftime("%Y-%m-%d %H:%M") }}</td><td class="n">{{ w.span.messages }}</td></tr>
+<td class="n">{{ w.span.first.strftime("%Y-%m-%d %H:%M") }}</td><td class="n">{{ w.span.last.strftime("%Y-%m-%d %H:%M") }}</td><td class="n">{{ w.span.messages }}</td><td class="n">{{ w.span.calls }}</td><td class="n">{{ w.span.with_files }}</td></tr>
 {% endfor %}</tbody></table></main></body></html>
 """
 

@@ -74,6 +74,8 @@ class JsonWriter:
                 "kind": conversation.kind,
                 "members": list(conversation.members),
                 "messages": span.messages,
+                "calls": span.calls,
+                "messages_with_files": span.with_files,
                 "first_message_at": span.first,
                 "last_message_at": span.last,
             },

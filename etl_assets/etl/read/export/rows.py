@@ -111,12 +111,22 @@ def spans(
     """Messages, first and last send time per conversation in the selection (none: left out)."""
     where, params = selection_filter(selection, zone)
     query = sql.SQL(
-        "SELECT m.conversation_id, count(*), min(m.sent_at), max(m.sent_at) FROM {messages} m "
-        "LEFT JOIN {people} p ON p.person_id = m.sender_id "
+        "SELECT m.conversation_id, count(*), min(m.sent_at), max(m.sent_at), "
+        "count(*) FILTER (WHERE EXISTS (SELECT 1 FROM {calls} x "
+        "WHERE x.conversation_id = m.conversation_id AND x.message_id = m.message_id)), "
+        "count(*) FILTER (WHERE EXISTS (SELECT 1 FROM {attachments} x "
+        "WHERE x.conversation_id = m.conversation_id AND x.message_id = m.message_id)) "
+        "FROM {messages} m LEFT JOIN {people} p ON p.person_id = m.sender_id "
         "WHERE m.conversation_id = ANY(%(conversations)s) AND {where} GROUP BY m.conversation_id"
-    ).format(messages=table(schema, "messages"), people=table(schema, "people"), where=where)
+    ).format(
+        calls=table(schema, "calls"), attachments=table(schema, "attachments"),
+        messages=table(schema, "messages"), people=table(schema, "people"), where=where,
+    )
     rows = conn.execute(query, {**params, "conversations": conversation_ids}).fetchall()
-    return {cid: Span(n, zone.local(first), zone.local(last)) for cid, n, first, last in rows}
+    return {
+        cid: Span(n, zone.local(first), zone.local(last), calls, files)
+        for cid, n, first, last, calls, files in rows
+    }
 
 
 def _children_of(
