@@ -69,7 +69,7 @@ def test_pages_open_from_disk_with_pictures_and_no_script(warehouse: Warehouse, 
 
     requests: list[str] = []
     dialogs: list[str] = []
-    pictures = 0
+    pictures = previews = 0
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -86,6 +86,7 @@ def test_pages_open_from_disk_with_pictures_and_no_script(warehouse: Warehouse, 
                 for src, complete, width in images:
                     assert complete and width > 0, (path.name, src)
                 pictures += len(images)
+                previews += sum(" preview." in unquote(src) for src, _, _ in images)
                 assert page.evaluate("document.querySelectorAll('script, iframe, object, embed').length") == 0
                 assert page.evaluate("document.querySelectorAll('a[href^=\"javascript\"]').length") == 0
 
@@ -110,6 +111,7 @@ def test_pages_open_from_disk_with_pictures_and_no_script(warehouse: Warehouse, 
             browser.close()
 
     assert pictures > 3
+    assert previews > 0  # a video's preview picture is shown in place
     assert dialogs == []
     assert requests
     for url in requests:

@@ -246,3 +246,29 @@ def test_sql_in_a_query_is_only_searched_for(warehouse: Warehouse) -> None:
     assert warehouse.rows("SELECT count(*) FROM messages")[0][0] == before
     assert json.loads(warehouse.cli("search", "chat:%", "--json").stdout) == []  # % is a character, not a wildcard
     assert json.loads(warehouse.cli("search", "chat:_%_", "--json").stdout) == []
+
+
+def test_search_uses_the_configuration_the_column_was_built_with(database_url: str, tmp_path) -> None:
+    """A warehouse loaded with ETL_TEXT_SEARCH_CONFIG=english stems: "mornings" finds "morning"."""
+    import uuid
+
+    from etl_assets.etl.pipeline import ETLPipeline
+    from etl_assets.etl.samples import generate_export
+
+    from .helpers import drop_schema
+
+    schema = f"rd_en_{uuid.uuid4().hex[:8]}"
+    truth = generate_export(tmp_path / "8_live_english_export.tar", messages=400, seed=31, media=False)
+    ETLPipeline(database_url, tmp_path / "artifacts", schema=schema, text_search_config="english").run(truth.path)
+    try:
+        english = Warehouse(database_url, schema, tmp_path / "home", tmp_path / "artifacts", "", "")
+        hits = _search(english, "mornings")
+        assert _keys(hits) == _expected(
+            english, "to_tsvector('english', coalesce(m.content_text, '')) @@ plainto_tsquery('english', 'mornings')"
+        )
+        assert all("morning" in h["text"].lower() for h in hits)
+        assert not english.rows(
+            "SELECT 1 FROM messages WHERE to_tsvector('simple', content_text) @@ plainto_tsquery('simple', 'mornings')"
+        )  # with the simple configuration the same search would find nothing
+    finally:
+        drop_schema(database_url, schema)
