@@ -288,5 +288,87 @@ def dev_command(port: int) -> list[str]:
     return [sys.executable, "-m", "dagster", "dev", "-m", "etl_assets.definitions", "-h", "127.0.0.1", "-p", str(port)]
 
 
+def _read_input_errors(command: Callable) -> Callable:
+    """Input a person must fix (unknown conversation, bad date, unusable folder, query syntax): exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from .etl.read import ReadInputError
+
+        try:
+            return command(*args, **kwargs)
+        except ReadInputError as e:
+            _fail(EtlError(str(e)), EXIT_BAD_INPUT)
+
+    return wrapper
+
+
+@main.command("export")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["html", "txt", "csv", "json"]), default="html", show_default=True)
+@click.option("--conversation", "conversations", multiple=True, help="Conversation id or name (repeatable; default: all).")
+@click.option("--since", help="First day (YYYY-MM-DD, in --tz) or moment (YYYY-MM-DDTHH:MM).")
+@click.option("--until", help="Last day, included whole, or last moment.")
+@click.option("--from", "senders", multiple=True, help="Only messages by this person (id or name; repeatable).")
+@click.option("--tz", "zone", default=None, help="Time zone of times shown and dates given (default: local; UTC allowed).")
+@click.option("--database-url", help="PostgreSQL URL (default: ETL_DATABASE_URL, else the embedded server).")
+@click.option("--schema", help="Warehouse schema (default: ETL_SCHEMA, else skype).")
+@click.option("--force", is_flag=True, help="Replace OUT_DIR if it holds an earlier export.")
+@click.option("--bom", is_flag=True, help="CSV: start each file with a UTF-8 byte order mark (for spreadsheets).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@_one_line_errors
+@_read_input_errors
+def export_command(
+    out_dir: Path, fmt: str, conversations: tuple[str, ...], since: str | None, until: str | None,
+    senders: tuple[str, ...], zone: str | None, database_url: str | None, schema: str | None, force: bool, bom: bool,
+    as_json: bool,
+) -> None:
+    """Write conversations to OUT_DIR as HTML pages, text, CSV or JSON files, with their media."""
+    from .etl.load.database import resolve_database_url
+    from .etl.read.export import ExportRequest, run_export
+
+    config = _config(database_url=database_url, schema_name=schema)
+    url = resolve_database_url(config.database_url, home=config.home_dir)
+    summary = run_export(url, config.schema_name, ExportRequest(
+        out_dir=out_dir, format=fmt, conversations=conversations, since=since, until=until, senders=senders,
+        zone=zone, force=force, bom=bom, artifacts=config.artifacts_dir, progress=sys.stderr.isatty(),
+    ))
+    if as_json:
+        click.echo(json.dumps(summary.to_json()))
+        return
+    click.echo(
+        f"{summary.out_dir}: {summary.conversations} conversations, {summary.messages} messages, "
+        f"{summary.media_files} media files ({summary.format}, times in {summary.time_zone})"
+    )
+
+
+@main.command()
+@click.argument("query")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Most hits shown.")
+@click.option("--tz", "zone", default=None, help="Time zone of times shown and of date: terms (default: local).")
+@click.option("--database-url", help="PostgreSQL URL (default: ETL_DATABASE_URL, else the embedded server).")
+@click.option("--schema", help="Warehouse schema (default: ETL_SCHEMA, else skype).")
+@click.option("--json", "as_json", is_flag=True, help="Print the hits as one JSON list.")
+@_one_line_errors
+@_read_input_errors
+def search(query: str, limit: int, zone: str | None, database_url: str | None, schema: str | None, as_json: bool) -> None:
+    """Search messages, newest first: words, "exact phrase", -word, from:, chat:, date:, type:.
+
+    Examples: 'birthday party', '"see you" from:anna', 'chat:family date:2021-03..2021-06 -boring', 'type:call'.
+    """
+    from .etl.load.database import resolve_database_url
+    from .etl.read.search import format_hit, search_messages
+
+    config = _config(database_url=database_url, schema_name=schema)
+    url = resolve_database_url(config.database_url, home=config.home_dir)
+    hits = search_messages(url, config.schema_name, query, limit=limit, zone=zone)
+    if as_json:
+        click.echo(json.dumps([hit.to_json() for hit in hits], ensure_ascii=False))
+        return
+    color = sys.stdout.isatty()
+    for hit in hits:
+        click.echo(format_hit(hit, color=color), color=color)
+
+
 if __name__ == "__main__":
     main()
