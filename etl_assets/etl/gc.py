@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import re
 import shutil
 import time
@@ -36,6 +35,7 @@ import psycopg
 from psycopg import sql
 
 from .load.connect import _connect, export_lock_key, staging_lock_key
+from .pids import process_alive
 from .pipeline import MANIFEST
 from .transform.transformer import TRANSFORM_VERSION
 
@@ -148,20 +148,10 @@ def _collect_temporaries(artifacts: Path, report: GcReport) -> None:
             match = _PID_TEMP.match(path.name)
             if match is None or path.is_dir():
                 continue
-            if _alive(int(match["pid"])):
+            if process_alive(int(match["pid"])):
                 report.kept.append(Item("temporary", str(path), f"process {match['pid']} is still running"))
             else:
                 _remove(path, Item("temporary", str(path), f"process {match['pid']} is gone", _size(path)), report)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _collect_transformed(

@@ -34,6 +34,7 @@ from typing import BinaryIO
 from .. import durable
 from ..extract import ARCHIVE_ERRORS, Extractor, MediaEntry
 from ..faults import crash_point
+from ..pids import process_alive
 
 log = logging.getLogger(__name__)
 MEDIA_DIR = "media"
@@ -247,18 +248,8 @@ def _remove_orphan_parts(media_dir: Path) -> None:
     """Delete temporary files (``.<name>.<pid>.part``) of copies whose process is gone (a crash)."""
     for part in media_dir.glob(".*.part"):
         pid = part.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             part.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _media_entries(extractor: Extractor) -> list[MediaEntry]:

@@ -13,14 +13,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import ReadInputError
-from ..warehouse import conversations, person_exists, person_names, read_connection, select_conversations
+from ..warehouse import (
+    conversations,
+    person_exists,
+    person_names,
+    read_connection,
+    select_conversations,
+)
 from ..zones import parse_bound, parse_zone, since_instant, until_instant
 from .as_csv import CsvWriter
 from .as_html import HtmlWriter
 from .as_json import JsonWriter
 from .as_text import TextWriter
 from .files import MEDIA_DIR, MediaExporter, UniqueNames
-from .formats import Attached, Context, Written, Writer
+from .formats import Attached, Context, Writer, Written
 from .rows import Selection, messages, spans
 from .staging import MARKER, check_target, staged_folder, write_marker
 

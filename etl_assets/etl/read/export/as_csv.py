@@ -8,11 +8,17 @@ which spreadsheet programs need to read UTF-8.
 from __future__ import annotations
 
 import csv
-from typing import IO, Any
+from typing import Any
 
 from ..warehouse import Conversation, Span
 from .files import safe_name
-from .formats import Attached, Context, Written, attachment_names
+from .formats import (
+    Attached,
+    Context,
+    OneFilePerConversation,
+    Written,
+    attachment_names,
+)
 from .rows import Message
 
 HEADER = (
@@ -21,12 +27,10 @@ HEADER = (
 )
 
 
-class CsvWriter:
+class CsvWriter(OneFilePerConversation):
     def __init__(self, context: Context) -> None:
-        self.context = context
-        self._fh: IO[str] | None = None
+        super().__init__(context)
         self._csv: Any = None
-        self._written: Written | None = None
 
     def open_conversation(self, conversation: Conversation, span: Span) -> None:
         name = self.context.files.claim(safe_name(conversation.name, conversation.conversation_id) + ".csv")
@@ -52,11 +56,3 @@ class CsvWriter:
             ";".join(attachment_names(attached)),
         ))
 
-    def close_conversation(self) -> Written:
-        assert self._fh is not None and self._written is not None
-        self._fh.close()
-        self._fh = None
-        return self._written
-
-    def finish(self, written: list[Written]) -> None:
-        pass

@@ -21,7 +21,14 @@ from jinja2 import DictLoader, Environment, StrictUndefined
 from markupsafe import Markup, escape
 
 from ..warehouse import Conversation, Span
-from .describe import REACTION_EMOJI, attachment_label, call_line, duration, event_line, person
+from .describe import (
+    REACTION_EMOJI,
+    attachment_label,
+    call_line,
+    duration,
+    event_line,
+    person,
+)
 from .files import safe_name
 from .formats import Attached, Context, Written
 from .rows import Message

@@ -6,12 +6,10 @@ without indentation starts a message: easy to read, grep and count.
 
 from __future__ import annotations
 
-from typing import IO
-
 from ..warehouse import Conversation, Span
 from .describe import extra_lines, reactions_line
 from .files import safe_name
-from .formats import Attached, Context, Written
+from .formats import Attached, OneFilePerConversation, Written
 from .rows import Message
 
 INDENT = "    "
@@ -24,12 +22,7 @@ def text_lines(text: str) -> list[str]:
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
-class TextWriter:
-    def __init__(self, context: Context) -> None:
-        self.context = context
-        self._fh: IO[str] | None = None
-        self._written: Written | None = None
-
+class TextWriter(OneFilePerConversation):
     def open_conversation(self, conversation: Conversation, span: Span) -> None:
         name = self.context.files.claim(safe_name(conversation.name, conversation.conversation_id) + ".txt")
         self._fh = open(self.context.folder / name, "w", encoding="utf-8", newline="\n")
@@ -48,14 +41,6 @@ class TextWriter:
         out.extend(INDENT + line for line in lines[1:])
         self._fh.write("\n".join(out) + "\n")
 
-    def close_conversation(self) -> Written:
-        assert self._fh is not None and self._written is not None
-        self._fh.close()
-        self._fh = None
-        return self._written
-
-    def finish(self, written: list[Written]) -> None:
-        pass
 
 
 def _one_line(text: str) -> str:

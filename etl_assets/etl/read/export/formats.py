@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from ..warehouse import Conversation, Span
 from ..zones import Zone
@@ -46,6 +46,24 @@ class Written:
     conversation: Conversation
     span: Span
     files: list[str] = field(default_factory=list)
+
+
+class OneFilePerConversation:
+    """A writer of one open file per conversation (text, CSV): closing the file ends the conversation."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._fh: IO[str] | None = None
+        self._written: Written | None = None
+
+    def close_conversation(self) -> Written:
+        assert self._fh is not None and self._written is not None
+        self._fh.close()
+        self._fh = None
+        return self._written
+
+    def finish(self, written: list[Written]) -> None:
+        """Nothing beyond the conversations' files."""
 
 
 class Writer(Protocol):
