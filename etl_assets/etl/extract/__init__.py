@@ -1,11 +1,11 @@
 """Extract: open an export in any container, find its members once, stream its records."""
 
 from .containers import ARCHIVE_ERRORS, FileIdentity, MediaEntry, MemberIndex, archive_walks, file_identity, sniff_container
-from .extractor import Extractor
+from .extractor import Extractor, MediaSource
 from .records import MARK, MAX_DEPTH, MESSAGES_MEMBER, ConversationRecord, ExportHeader, MessageRecord, Record
 
 __all__ = [
     "ARCHIVE_ERRORS", "MARK", "MAX_DEPTH", "MESSAGES_MEMBER", "ConversationRecord", "ExportHeader", "Extractor",
-    "FileIdentity", "MediaEntry", "MemberIndex", "MessageRecord", "Record", "archive_walks", "file_identity",
+    "FileIdentity", "MediaEntry", "MediaSource", "MemberIndex", "MessageRecord", "Record", "archive_walks", "file_identity",
     "sniff_container",
 ]

@@ -91,6 +91,33 @@ class _HashingReader(io.RawIOBase):
         return n
 
 
+class MediaSource:
+    """Opens media entries of one open archive; for an uncompressed tar on disk, also says where their bytes lie.
+
+    ``extent`` lets the copy move a member's bytes with ``copy_file_range`` inside the kernel
+    instead of reading them through Python (a plain tar stores a regular member contiguously).
+    """
+
+    def __init__(self, opener: Callable[[MediaEntry], BinaryIO], fd: int | None = None) -> None:
+        self.open = opener
+        self._fd = fd
+
+    def extent(self, entry: MediaEntry) -> tuple[int, int] | None:
+        """(file descriptor, offset) of the entry's bytes, or ``None`` when they must be read through ``open``."""
+        info = entry.info
+        if self._fd is None or not isinstance(info, tarfile.TarInfo) or info.issparse():
+            return None
+        return self._fd, info.offset_data
+
+
+def _has_fileno(f: BinaryIO) -> bool:
+    try:
+        f.fileno()
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return False
+    return True
+
+
 class Extractor:
     """Opens one export and streams its records.
 
@@ -254,21 +281,25 @@ class Extractor:
             raise InvalidExportError(self.name, f"damaged zip archive ({e})") from None
 
     @contextmanager
-    def open_media(self) -> Iterator[Callable[[MediaEntry], BinaryIO]]:
-        """An opener of the index's media entries, over one open source (entries in archive order).
+    def open_media(self) -> Iterator[MediaSource]:
+        """The media entries' bytes, over one open source (entries in archive order).
 
         Read errors of one entry (a bad CRC, truncated data) surface as the archive
         library's exceptions (:data:`ARCHIVE_ERRORS`), for the caller to record.
         """
         with self._open_source() as f:
             if self.container == "zip":
-                yield lambda entry: open_zip_entry(f, entry.info)  # type: ignore[arg-type]
+                yield MediaSource(lambda entry: open_zip_entry(f, entry.info))  # type: ignore[arg-type]
                 return
             try:  # one TarFile for all entries: a .tar.gz is then decompressed once, front to back
                 archive = tarfile.open(fileobj=f, mode="r:*")
             except _ARCHIVE_ERRORS as e:
                 raise InvalidExportError(self.name, f"damaged tar archive ({e})") from None
-            yield lambda entry: open_tar_entry(f, entry.info, archive)  # type: ignore[arg-type]
+            plain = self.container == "tar" and _has_fileno(f)
+            yield MediaSource(
+                lambda entry: open_tar_entry(f, entry.info, archive),  # type: ignore[arg-type]
+                f.fileno() if plain else None,
+            )
 
     def member_names(self) -> list[str]:
         """Names of the members a load uses: ``messages.json`` and the media files."""
