@@ -66,9 +66,9 @@ def ensure_instance(config: ETLConfig) -> dict[str, str]:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{INSTANCE_SCHEMA}"')
     home = config.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists() or config.read_text() != DAGSTER_YAML:
-        config.write_text(DAGSTER_YAML)
+    yaml_file = home / "dagster.yaml"
+    if not yaml_file.exists() or yaml_file.read_text() != DAGSTER_YAML:
+        yaml_file.write_text(DAGSTER_YAML)
     for folder in (config.inbox_dir, config.artifacts_dir):
         Path(folder).mkdir(parents=True, exist_ok=True)
     return {
