@@ -18,7 +18,7 @@ def run_demo(settings: Settings, *, messages: int, seed: int, echo: Callable[[st
     from .etl import secrets
     from .etl.errors import EtlError
     from .etl.loader import Loader
-    from .etl.samples import generate_export
+    from .samples import generate_export
     from .materialize import failure_reason, materialize_export
 
     if settings.database_url:  # a malformed URL fails here, in one line, before Dagster starts

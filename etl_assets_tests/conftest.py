@@ -21,7 +21,7 @@ from psycopg import sql
 
 from etl_assets.etl.embedded import start_embedded, stop_embedded
 from etl_assets.etl.loader import Loader
-from etl_assets.etl.samples import ExportTruth, generate_export
+from etl_assets.samples import ExportTruth, generate_export
 
 
 def _with_database(url: str, name: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 
 from .conftest import table_checksums
 from .helpers import run_cli

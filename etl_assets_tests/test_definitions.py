@@ -19,7 +19,7 @@ from etl_assets.etl import schema as s
 from etl_assets.etl.extractor import Extractor
 from etl_assets.etl.fingerprint import content_fingerprint
 from etl_assets.etl.loader import Loader
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 
 from .helpers import settings_for_test
 

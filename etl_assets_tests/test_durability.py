@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from etl_assets.etl.samples import ExportTruth, generate_export
+from etl_assets.samples import ExportTruth, generate_export
 from etl_assets.etl.transformer import TRANSFORM_VERSION
 
 from .conftest import table_checksums

@@ -15,7 +15,7 @@ import pytest
 
 from etl_assets.etl.errors import InvalidExportError
 from etl_assets.etl.extractor import ConversationRecord, ExportHeader, Extractor, MessageRecord
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 
 
 def _messages_json(tmp_path: Path, small_export) -> bytes:

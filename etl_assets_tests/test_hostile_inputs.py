@@ -51,7 +51,7 @@ from psycopg import sql
 
 from etl_assets.etl import schema as s
 from etl_assets.etl.extractor import MAX_DEPTH
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 
 TIMEOUT = 60
 SQL = "'); DROP TABLE skype.messages; --"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 
 from .helpers import run_cli
 

@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 
 from etl_assets.etl.embedded import restart_embedded
-from etl_assets.etl.samples import ExportTruth, generate_export
+from etl_assets.samples import ExportTruth, generate_export
 
 from .conftest import table_checksums
 from .helpers import drop_schema, run_cli
