@@ -79,7 +79,9 @@ def loader(database_url: str, schema: str) -> Loader:
 @pytest.fixture(scope="session")
 def small_export(tmp_path_factory: pytest.TempPathFactory) -> ExportTruth:
     """A generated export with every type and quirk, a few bad records, as a .tar."""
-    return generate_export(tmp_path_factory.mktemp("exports") / "8_live_small_export.tar", messages=600, seed=11, bad_records=4)
+    folder = tmp_path_factory.mktemp("exports")
+    return generate_export(folder / "8_live_small_export.tar", messages=600, seed=11, bad_records=4,
+                           digest=folder / "small.digest.jsonl")
 
 
 def table_checksums(database_url: str, schema: str) -> dict[str, str]:

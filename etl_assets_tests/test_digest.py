@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from etl_assets.samples import CHILD_TABLES, ExportTruth, generate_export
+from etl_assets.samples import CHILD_TABLES, generate_export
 
 from .helpers import drop_schema, run_cli
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import subprocess
 import sys
@@ -297,6 +296,7 @@ def test_media_folder(export2k) -> None:
         assert manifest["contents"]["1"]["type"]
     assert any(n.endswith(".2.jpg") for n in names)
     assert "endpoints.json" in names
+    assert truth.media_members == sum(n.startswith("media/") for n in names)
 
 
 def test_no_media(tmp_path: Path) -> None:

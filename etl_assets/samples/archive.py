@@ -35,8 +35,11 @@ def _infer_archive(path: Path) -> str:
 
 
 def _pack(kind: str, out: Path, tmp: Path, gen: _Generator, media: bool, mtime: int) -> int:
-    """Put messages.json (and endpoints, media) into the archive; returns the media files written."""
-    written = 0
+    """Put messages.json (and endpoints, media) into the archive.
+
+    Returns the media files written (``media/<docid>.1.<ext>``) and every member under
+    ``media/`` (files, their manifests and previews)."""
+    written = members = 0
     expiry = gen.export_date + ":00Z"
     extras: list[tuple[str, bytes]] = [("endpoints.json", gen.endpoints_json())]
 
@@ -64,10 +67,11 @@ def _pack(kind: str, out: Path, tmp: Path, gen: _Generator, media: bool, mtime: 
                         tar.addfile(ti, BytesIO(data))
                         tar.members.clear()  # TarFile keeps every TarInfo otherwise: memory would grow with media
                         written += is_file
+                        members += name.startswith("media/")
             finally:
                 if gz is not None:
                     gz.close()
-        return written
+        return written, members
     stamp = time.gmtime(mtime)[:6]
     os.utime(tmp, (mtime, mtime))
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as zf:
@@ -75,4 +79,5 @@ def _pack(kind: str, out: Path, tmp: Path, gen: _Generator, media: bool, mtime: 
         for name, data, is_file in entries():
             zf.writestr(zipfile.ZipInfo(name, date_time=stamp), data)
             written += is_file
-    return written
+            members += name.startswith("media/")
+    return written, members

@@ -91,7 +91,7 @@ def generate_export(path: str | Path, *, messages: int = 2000, seed: int = 0, ar
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".messages.json.tmp")
     tmp = Path(tmp_name)
-    media_files = 0
+    media_files = media_members = 0
     digest_path = Path(digest) if digest is not None else None
     try:
         if digest_path is not None:
@@ -102,7 +102,7 @@ def generate_export(path: str | Path, *, messages: int = 2000, seed: int = 0, ar
             os.chmod(tmp, 0o644)
             os.replace(tmp, out)
         else:
-            media_files = _pack(kind, out, tmp, gen, media, gen.end_t // TICKS)
+            media_files, media_members = _pack(kind, out, tmp, gen, media, gen.end_t // TICKS)
     finally:
         if gen.digest_fh is not None:
             gen.digest_fh.close()
@@ -123,4 +123,4 @@ def generate_export(path: str | Path, *, messages: int = 2000, seed: int = 0, ar
         by_type=dict(sorted(gen.by_type.items())), rows=rows,
         heavy_conversation_id=gen.heavy.id if gen.heavy and gen.heavy.n else None,
         heavy_messages=gen.heavy.n if gen.heavy else 0, rejected=bad_records, tables=tables,
-        digest_path=digest_path)
+        media_members=media_members, digest_path=digest_path)

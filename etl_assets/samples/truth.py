@@ -46,7 +46,8 @@ class ExportTruth:
     distinct (conversationid, id). ``rows["media_files"]`` counts ``media/<docid>.1.<ext>`` files.
     ``tables`` holds the row count of every warehouse table after loading this export alone
     into an empty warehouse (people, memberships, links, translations, message_sources,
-    exports included). ``digest_path`` is the per-message digest (JSON lines), when asked for.
+    exports included). ``media_members`` counts every member under ``media/`` (files,
+    manifests, previews). ``digest_path`` is the per-message digest (JSON lines), when asked for.
     """
 
     path: Path
@@ -62,6 +63,7 @@ class ExportTruth:
     heavy_messages: int
     rejected: int
     tables: dict[str, int] = field(default_factory=dict)
+    media_members: int = 0
     digest_path: Path | None = None
 
     def to_json(self) -> dict:
