@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from etl_assets import samples
-from etl_assets.samples import vocabulary  # noqa: F401  (samples.vocabulary below)
+from etl_assets.samples import vocabulary
 
 generate_export = samples.generate_export
 
@@ -250,7 +250,7 @@ def test_digest_matches_file(tmp_path: Path) -> None:
     finals = analyse(doc)["finals"]
     digest = list(truth.digest())
     assert len(digest) == len({(d.conversation_id, d.message_id) for d in digest}) == len(finals) == 3000
-    owner_forms = {doc["userId"], doc["userId"][2:], f"{samples.vocabulary.URL_FROM_PREFIX}{doc['userId']}"}
+    owner_forms = {doc["userId"], doc["userId"][2:], f"{vocabulary.URL_FROM_PREFIX}{doc['userId']}"}
     for d in digest:
         rec = finals[(d.conversation_id, d.message_id)]
         assert d.message_type == rec["messagetype"]
