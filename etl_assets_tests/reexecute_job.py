@@ -5,7 +5,8 @@
 point kills the run itself mid-step). ``... INSTANCE_DIR EXPORT --from-failure`` finds that
 run in the instance, marks it failed if it is still "started" with its process gone (what
 the code server does for a run worker that died), and re-executes it from its failure.
-Prints the run's id, status, parent and the steps it executed as one JSON line.
+Prints the run's id, status, parent, the steps it executed and how many transform parts it
+resumed as one JSON line.
 """
 
 from __future__ import annotations
@@ -51,8 +52,11 @@ def main(instance_dir: str, export: str, mode: str = "--first") -> int:
         run = instance.get_run_by_id(result.run_id)
         steps = sorted({e.step_key for e in result.all_events if e.is_step_start})
         errors = [e.step_failure_data.error.message.strip()[:500] for e in result.all_events if e.is_step_failure]
+        resumed = [m.materialization.metadata["resumed_parts"].value for m in result.get_asset_materialization_events()
+                   if m.asset_key == dg.AssetKey("transformed_export")]
         print(json.dumps({"run_id": run.run_id, "status": run.status.value, "parent": run.parent_run_id,
-                          "parent_status": parent_status, "steps": steps, "errors": errors}))
+                          "parent_status": parent_status, "steps": steps, "errors": errors,
+                          "transform_resumed_parts": resumed[0] if resumed else None}))
     return 0
 
 

@@ -342,6 +342,7 @@ def test_a_dagster_run_killed_mid_step_then_reexecuted_from_failure_equals_a_cle
         assert retried["parent_status"] == "STARTED" and retried["status"] == "SUCCESS", json.dumps(retried)
         assert retried["parent"] is not None
         assert "raw_export" not in retried["steps"] and "transformed_export" in retried["steps"], retried
+        assert retried["transform_resumed_parts"] >= 4, retried  # the scan and the three chunks marked before the kill
         assert table_checksums(database_url, schema) == reference
     finally:
         drop_schema(database_url, schema)
