@@ -332,7 +332,7 @@ def render(results: dict[str, Any], plot_name: str) -> str:
     lines += [
         "## Method",
         "",
-        f"- Exports come from `etl_assets.etl.samples.generate_export(path, messages=N, seed={results['exports'][0]['seed']},",
+        f"- Exports come from `etl_assets.samples.generate_export(path, messages=N, seed={results['exports'][0]['seed']},",
         f"  heavy_share={results['exports'][0]['heavy_share']:g})` as `.tar`, with their media files (as real exports",
         "  have them) and, for the variants, without: one group conversation holds",
         f"  {results['exports'][0]['heavy_share']:.0%} of the messages. They are kept in `benchmarks/data/` and reused.",

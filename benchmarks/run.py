@@ -113,7 +113,7 @@ class Run:
 
 def ensure_export(size: int, seed: int, heavy_share: float, media: bool) -> Export:
     """Generate ``benchmarks/data/export_<size>_s<seed>_h<share>[_nomedia].tar`` unless it is already there."""
-    from etl_assets.etl.samples import generate_export
+    from etl_assets.samples import generate_export
 
     path = DATA / f"export_{size}_s{seed}_h{heavy_share:g}{'' if media else '_nomedia'}.tar"
     sidecar = path.with_suffix(".truth.json")

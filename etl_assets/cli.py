@@ -214,13 +214,24 @@ def settings() -> None:
 
 @main.command()
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--messages", type=int, default=2000, show_default=True)
+@click.option("--messages", type=int, default=2000, show_default=True, help="Distinct messages.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def sample(out: Path, messages: int, seed: int) -> None:
-    """Write a generated sample export to OUT (.tar, .tar.gz, .zip or .json)."""
-    from etl_assets.etl.samples import generate_export
+@click.option("--archive", type=click.Choice(["tar", "tar.gz", "zip", "json"]), default=None,
+              help="Container; by default from the suffix of OUT.")
+@click.option("--media/--no-media", default=True, show_default=True, help="A media/ folder in the archive.")
+@click.option("--heavy-share", type=float, default=0.3, show_default=True,
+              help="Share of the messages in one big group (0 for none).")
+@click.option("--bad-records", type=int, default=0, show_default=True, help="Unusable records to add.")
+@click.option("--owner", default=None, help="Export owner id, e.g. 8:live:.cid.0123abcd.")
+@click.option("--digest", "digest_path", type=click.Path(path_type=Path), default=None,
+              help="Also write the per-message digest (JSON lines) to this file.")
+def sample(out: Path, messages: int, seed: int, archive: str | None, media: bool, heavy_share: float,
+           bad_records: int, owner: str | None, digest_path: Path | None) -> None:
+    """Write a generated sample export to OUT (.tar, .tar.gz, .zip or .json) and print its truth as JSON."""
+    from .samples import generate_export
 
-    truth = generate_export(out, messages=messages, seed=seed)
+    truth = generate_export(out, messages=messages, seed=seed, archive=archive, media=media, heavy_share=heavy_share,
+                            bad_records=bad_records, owner=owner, digest=digest_path)
     click.echo(json.dumps(truth.to_json(), default=str))
 
 

@@ -17,7 +17,7 @@ def run_demo(config: ETLConfig, *, messages: int, seed: int, echo: Callable[[str
     from etl_assets.etl import secrets
     from etl_assets.etl.errors import EtlError
     from etl_assets.etl.warehouse.queries import Warehouse
-    from etl_assets.etl.samples import generate_export
+    from etl_assets.samples import generate_export
     from etl_assets.materialize import failure_reason, materialize_export
 
     if config.database_url:  # a malformed URL fails here, in one line, before Dagster starts

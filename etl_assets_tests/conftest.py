@@ -21,7 +21,7 @@ from psycopg import sql
 
 from etl_assets.etl.load.embedded import start_embedded, stop_embedded
 from etl_assets.etl.load.loader import Loader
-from etl_assets.etl.samples import ExportTruth, generate_export
+from etl_assets.samples import ExportTruth, generate_export
 
 
 def _with_database(url: str, name: str) -> str:
@@ -79,7 +79,9 @@ def loader(database_url: str, schema: str) -> Loader:
 @pytest.fixture(scope="session")
 def small_export(tmp_path_factory: pytest.TempPathFactory) -> ExportTruth:
     """A generated export with every type and quirk, a few bad records, as a .tar."""
-    return generate_export(tmp_path_factory.mktemp("exports") / "8_live_small_export.tar", messages=600, seed=11, bad_records=4)
+    folder = tmp_path_factory.mktemp("exports")
+    return generate_export(folder / "8_live_small_export.tar", messages=600, seed=11, bad_records=4,
+                           digest=folder / "small.digest.jsonl")
 
 
 def table_checksums(database_url: str, schema: str) -> dict[str, str]:

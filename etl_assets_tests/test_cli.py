@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 
 from etl_assets_tests.conftest import table_checksums
 from etl_assets_tests.helpers import run_cli

@@ -17,7 +17,7 @@ import pytest
 
 from etl_assets.etl.extract import Extractor
 from etl_assets.etl.media.copy import REPORTS_DIR
-from etl_assets.etl.samples import ExportTruth, generate_export
+from etl_assets.samples import ExportTruth, generate_export
 from etl_assets.etl.transform.transformer import TRANSFORM_VERSION
 
 from etl_assets_tests.conftest import table_checksums

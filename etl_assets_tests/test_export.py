@@ -28,7 +28,7 @@ from etl_assets.etl.pipeline import ETLPipeline
 from etl_assets_tests.helpers import pipeline_config
 from etl_assets.etl.read.export import ExportRequest, run_export
 from etl_assets.etl.read.export import as_html
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 
 from .helpers import drop_schema, run_cli
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tarfile
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -142,27 +143,23 @@ def _generated_messages(path: Path) -> dict:
 
 
 def test_a_later_export_adds_exactly_the_new_messages(database_url: str, schema: str, small_export, tmp_path: Path) -> None:
+    """An earlier export holds the messages sent before a cutoff; the later one adds exactly the
+    others. Which messages those are comes from the generator's digest (every copy of a
+    message has its time), not from the project's time parser."""
     later = _generated_messages(small_export.path)
-    cutoff = "2024-01-01T00:00:00Z"
+    cutoff = datetime(2024, 1, 1, tzinfo=UTC)
+    cutoff_ms = int(cutoff.timestamp() * 1000)
+    sent_ms = {(d.conversation_id, d.message_id): d.sent_ms for d in small_export.digest()}
     earlier = json.loads(json.dumps(later))
     for conversation in earlier["conversations"]:
         if isinstance(conversation.get("MessageList"), list):
-            conversation["MessageList"] = [
+            conversation["MessageList"] = [  # records of messages sent before the cutoff; the unusable ones go
                 m for m in conversation["MessageList"]
-                if isinstance(m, dict) and isinstance(m.get("originalarrivaltime"), str) and m["originalarrivaltime"] < cutoff
+                if sent_ms.get((m.get("conversationid"), m.get("id") if isinstance(m.get("id"), str) else None), cutoff_ms)
+                < cutoff_ms
             ]
-
-    def pairs(doc: dict) -> set:
-        from etl_assets.etl.values import parse_iso_time
-
-        return {
-            (m["conversationid"], str(m["id"]))
-            for c in doc["conversations"] if isinstance(c.get("MessageList"), list)
-            for m in c["MessageList"]
-            if isinstance(m, dict) and isinstance(m.get("id"), (str, int)) and not isinstance(m.get("id"), bool)
-            and isinstance(m.get("conversationid"), str) and parse_iso_time(m.get("originalarrivaltime"))
-            and "\x00" not in (m.get("content") or "")
-        }
+    in_earlier = {key for key, ms in sent_ms.items() if ms < cutoff_ms}
+    new_pairs = set(sent_ms) - in_earlier
 
     earlier_path, later_path = tmp_path / "earlier.json", tmp_path / "later.json"
     earlier_path.write_text(json.dumps(earlier))
@@ -170,13 +167,13 @@ def test_a_later_export_adds_exactly_the_new_messages(database_url: str, schema:
     pipeline = ETLPipeline(pipeline_config(database_url, tmp_path / "artifacts", schema))
     first = pipeline.run(earlier_path)
     second = pipeline.run(later_path)
-    new_pairs = pairs(later) - pairs(earlier)
-    assert 0 < len(new_pairs) < len(pairs(later))
-    assert second.load.rows_changed["messages"] >= len(new_pairs)
-    total = _rows(database_url, schema, "SELECT count(*) FROM {s}.messages")[0][0]
-    assert total == first.load.messages + len(new_pairs) == small_export.messages
-    in_both = _rows(database_url, schema, "SELECT count(*) FROM {s}.message_sources GROUP BY conversation_id, message_id HAVING count(*) = 2")
-    assert len(in_both) == len(pairs(earlier) & pairs(later))
+    assert 0 < len(new_pairs) < len(sent_ms) == small_export.messages
+    assert first.load.messages == len(in_earlier)
+    assert second.load.rows_changed["messages"] == len(new_pairs)
+    stored = set(_rows(database_url, schema, "SELECT conversation_id, message_id FROM {s}.messages"))
+    assert stored == set(sent_ms)
+    in_both = _rows(database_url, schema, "SELECT conversation_id, message_id FROM {s}.message_sources GROUP BY 1, 2 HAVING count(*) = 2")
+    assert set(in_both) == in_earlier
 
 
 def test_exports_of_two_accounts_merge_a_shared_group_chat(database_url: str, schema: str, tmp_path: Path) -> None:
@@ -209,6 +206,17 @@ def test_data_model_doc_is_generated_from_the_schema_and_its_queries_run(loaded)
     doc = Path(__file__).resolve().parents[1] / "docs" / "data-model.md"
     assert doc.read_text() == render(), "run: python -m etl_assets.etl.warehouse.data_model_doc docs/data-model.md"
     queries = re.findall(r"```sql\n(.*?)```", render(), flags=re.S)
-    assert len(queries) >= 5
-    for query in queries:
-        loaded(query.replace("skype.", "{s}.").replace("%", "%%"))
+    # The examples name a chat, a person and words to search for; here they name the fixture's.
+    here = {"'19:...@thread.skype'": f"'{GROUP}'", "'8:live:someone'": "'8:live:ann'", "'birthday party'": "'see map'"}
+
+    def run(query: str) -> list[tuple]:
+        for example, value in here.items():
+            query = query.replace(example, value)
+        return loaded(query.replace("skype.", "{s}.").replace("%", "%%"))
+
+    chat, calls, reactions, search, by_person = (run(q) for q in queries)  # exactly these five examples
+    assert len(chat) == 7 and chat[0][1:] == ("Ann", "Yes, @Bob! See the map", "Bob", "Are you coming?", None, None, None)
+    assert [row[1:] for row in calls] == [(1, Decimal("0.0"))]  # one ended call of 84.82 s
+    assert reactions == [("Bob", "heart", 1)]
+    assert [row[1:] for row in search] == [("Ann", "Yes, @Bob! See the map")]
+    assert [row[2] for row in by_person] == ["Yes, @Bob! See the map", "", "Berlin", '{"future": true}'] and all(r[5] is None for r in by_person)

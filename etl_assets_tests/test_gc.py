@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from etl_assets.definitions import build_definitions
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 from etl_assets.etl.transform.transformer import TRANSFORM_VERSION
 
 from etl_assets_tests.conftest import table_checksums

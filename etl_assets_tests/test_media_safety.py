@@ -22,7 +22,7 @@ import pytest
 from psycopg import sql
 
 from etl_assets.etl.pipeline import ETLPipeline
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 
 from etl_assets_tests.conftest import table_checksums
 from etl_assets_tests.helpers import drop_schema, run_cli, pipeline_config

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from etl_assets.etl.load.embedded import SOCKET_NAME, socket_directory, start_embedded, stop_embedded
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another local user needs root")
 

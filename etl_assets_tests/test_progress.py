@@ -17,4 +17,7 @@ def test_cpu_seconds_include_worker_processes() -> None:
         stats.messages_processed = 10
     assert stats.cpu_seconds >= 0.5  # the child's CPU time, not only this process's
     assert stats.duration_seconds >= stats.cpu_seconds * 0.9
-    assert stats.peak_rss_mb > 0 and stats.messages_per_second == round(10 / stats.duration_seconds, 1)
+    import psutil
+
+    assert stats.peak_rss_mb >= 0.9 * psutil.Process().memory_info().rss / 2**20  # at least this process's memory
+    assert abs(stats.messages_per_second - 10 / stats.duration_seconds) < 0.01 * stats.messages_per_second

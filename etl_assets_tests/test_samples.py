@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from etl_assets.etl import samples
+from etl_assets import samples
+from etl_assets.samples import vocabulary
 
 generate_export = samples.generate_export
 
@@ -104,6 +106,12 @@ def derive_rows(finals: dict[tuple[str, str], dict], media_names: list[str]) -> 
             rows["attachments"] += c.count("<URIObject")
         if t == "RichText/Files":
             rows["attachments"] += len(re.findall(r"<file[\s>]", c))
+        if t == "RichText":
+            rows["attachments"] += c.count("<img ")
+            rows["links"] += c.count("<a href=")
+        if t == "Notice":
+            rows["links"] += len(re.findall(r"https?://", c))
+        rows["translations"] += t in ("Translation", "TranslationSettings")
         if t == "Event/Call":
             rows["calls"] += 1
             rows["call_participants"] += c.count("<part ")
@@ -116,7 +124,47 @@ def derive_rows(finals: dict[tuple[str, str], dict], media_names: list[str]) -> 
         if p.get("urlpreviews"):
             rows["url_previews"] += len(json.loads(p["urlpreviews"]))
     rows["media_files"] = sum(1 for n in media_names if re.match(r"^media/[^/]+\.1\.\w+$", n))
-    return {k: rows.get(k, 0) for k in samples.ROW_KEYS}
+    return {k: rows.get(k, 0) for k in samples.ROW_KEYS + ("links", "translations")}
+
+
+def derive_people(doc: dict, records: list[dict]) -> tuple[set[str], set[tuple[str, str]]]:
+    """People and memberships by the documented rules, from the file: the owner, members, the
+    other person of a 1:1 chat, senders, reactors, quote authors, call participants and the
+    people thread events name; members added or joining by events."""
+    canon = lambda mri: mri.rsplit("/contacts/", 1)[-1] if re.match(r"^(\d+|guest):", mri.rsplit("/contacts/", 1)[-1]) else "8:" + mri  # noqa: E731
+    people = {doc["userId"]}
+    members: set[tuple[str, str]] = set()
+    for conv in doc["conversations"]:
+        cid = conv["id"]
+        thread = conv.get("threadProperties") or {}
+        raw = thread.get("members")
+        listed = json.loads(raw) if isinstance(raw, str) else raw or []
+        for m in listed:
+            mri = m["MemberMri"] if isinstance(m, dict) else m
+            people.add(mri)
+            members.add((cid, mri))
+        if not cid.startswith(("19:", "28:", "48:")):
+            people.update((canon(cid), doc["userId"]))
+            members.update(((cid, canon(cid)), (cid, doc["userId"])))
+    for rec in records:
+        c, p = rec["content"] or "", props_of(rec)
+        people.add(canon(rec["from"].rsplit("/contacts/", 1)[-1]))
+        emotions = p.get("emotions")
+        for e in (json.loads(emotions) if isinstance(emotions, str) else emotions) or []:
+            people.update(u["mri"] for u in e["users"])
+        people.update(re.findall(r'<quote author="([^"]+)"', c))
+        people.update(re.findall(r'<part identity="([^"]+)"', c))
+        t = rec["messagetype"]
+        if t.startswith("ThreadActivity/") and not t.endswith("E2EEHandshakeInvite"):
+            if t.endswith("MemberJoined"):
+                body = json.loads(c)
+                named, added = [body["initiator"]], [m["id"] for m in body["members"]]
+            else:
+                named = re.findall(r"<initiator>([^<]+)</initiator>", c) + re.findall(r"<target>(?:<id>)?([^<]+)<", c)
+                added = re.findall(r"<target>([^<]+)</target>", c) if t.endswith("AddMember") else []
+            people.update(named + added)
+            members.update((rec["conversationid"], m) for m in added)
+    return people, members
 
 
 def time_key(iso: str) -> tuple[str, str]:
@@ -175,8 +223,49 @@ def test_rows_match_file(export2k) -> None:
     truth, doc, names, media = export2k
     a = analyse(doc)
     assert set(truth.rows) == set(samples.ROW_KEYS)
-    assert truth.rows == derive_rows(a["finals"], names)
+    derived = derive_rows(a["finals"], names)
+    assert truth.rows == {k: derived[k] for k in samples.ROW_KEYS}
     assert all(truth.rows[k] > 0 for k in samples.ROW_KEYS), truth.rows
+    assert {k: truth.tables[k] for k in ("links", "translations")} == {k: derived[k] for k in ("links", "translations")}
+    assert truth.tables["links"] > 0 and truth.tables["translations"] > 0
+
+
+def test_every_table_figure_matches_file(export2k) -> None:
+    truth, doc, names, media = export2k
+    a = analyse(doc)
+    usable = [r for records in a["groups"].values() for r in records]
+    people, members = derive_people(doc, usable)
+    derived = derive_rows(a["finals"], names)
+    assert truth.tables == {
+        "conversations": len(doc["conversations"]), "people": len(people), "memberships": len(members),
+        "messages": len(a["finals"]), **{k: derived[k] for k in samples.CHILD_TABLES},
+        "message_sources": len(a["finals"]), "rejected_records": len(a["bad"]), "exports": 1,
+    }
+
+
+def test_digest_matches_file(tmp_path: Path) -> None:
+    """Each digest line is the final copy of one distinct message, as it is in the file."""
+    truth = generate_export(tmp_path / "d.json", messages=3000, seed=9, bad_records=2, digest=tmp_path / "d.jsonl")
+    doc = json.loads(truth.path.read_bytes())
+    finals = analyse(doc)["finals"]
+    digest = list(truth.digest())
+    assert len(digest) == len({(d.conversation_id, d.message_id) for d in digest}) == len(finals) == 3000
+    owner_forms = {doc["userId"], doc["userId"][2:], f"{vocabulary.URL_FROM_PREFIX}{doc['userId']}"}
+    for d in digest:
+        rec = finals[(d.conversation_id, d.message_id)]
+        assert d.message_type == rec["messagetype"]
+        iso = rec["originalarrivaltime"]
+        assert iso.startswith(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(d.sent_ms // 1000)))
+        assert (ISO.match(iso).group(1) or "").ljust(3, "0")[:3] == f"{d.sent_ms % 1000:03d}"
+        assert rec["from"] == d.sender or (d.sender == doc["userId"] and rec["from"] in owner_forms)
+        if d.text is not None:
+            assert rec["content"].split("<e_m ")[0].replace("&apos;", "'").replace("&amp;", "&") == d.text
+        p = props_of(rec)
+        assert d.deleted == ("deletetime" in p or (rec["content"] or "").startswith("<e_m "))
+        assert d.edited == ("edittime" in p or "<e_m " in (rec["content"] or ""))
+        assert d.children == {k: n for k, n in derive_rows({0: rec}, []).items() if n and k != "media_files"}
+    assert sum(d.text is not None for d in digest) > 2000
+    assert sum(d.edited for d in digest) > 10 and sum(d.deleted for d in digest) > 0
 
 
 def test_type_shares_near_real(export2k) -> None:
@@ -207,6 +296,7 @@ def test_media_folder(export2k) -> None:
         assert manifest["contents"]["1"]["type"]
     assert any(n.endswith(".2.jpg") for n in names)
     assert "endpoints.json" in names
+    assert truth.media_members == sum(n.startswith("media/") for n in names)
 
 
 def test_no_media(tmp_path: Path) -> None:
@@ -499,22 +589,35 @@ def test_bad_records(export2k) -> None:
     assert total == truth.message_records + truth.rejected
 
 
-def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli(tmp_path: Path) -> None:
+    """``skype-etl sample`` is the generator's command line, with all of its options."""
     out = tmp_path / "cli.zip"
-    assert samples.main([str(out), "--messages", "250", "--seed", "4", "--no-media", "--heavy-share", "0.2",
-                         "--bad-records", "2"]) == 0
-    printed = json.loads(capsys.readouterr().out)
+    done = subprocess.run(
+        [sys.executable, "-m", "etl_assets.cli", "sample", str(out), "--messages", "250", "--seed", "4", "--no-media",
+         "--heavy-share", "0.2", "--bad-records", "2", "--owner", "8:live:.cid.0123abcd", "--digest", str(tmp_path / "d.jsonl")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
     assert printed["messages"] == 250 and printed["rejected"] == 2 and printed["heavy_messages"] == 50
-    assert printed["path"] == str(out)
+    assert printed["path"] == str(out) and printed["user_id"] == "8:live:.cid.0123abcd"
+    assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 250
     with zipfile.ZipFile(out) as zf:
         assert not any(n.startswith("media/") for n in zf.namelist())
+    assert {**printed, "path": "", "digest_path": ""} == {
+        **generate_export(tmp_path / "again.zip", messages=250, seed=4, media=False, heavy_share=0.2, bad_records=2,
+                          owner="8:live:.cid.0123abcd").to_json(), "path": "", "digest_path": ""}
+    with_media = subprocess.run([sys.executable, "-m", "etl_assets.cli", "sample", str(tmp_path / "m.tar"), "--messages", "250",
+                                 "--archive", "tar"], capture_output=True, text=True, timeout=120)
+    assert with_media.returncode == 0, with_media.stderr
+    assert json.loads(with_media.stdout)["rows"]["media_files"] > 0
 
 
 def test_memory_stays_flat(tmp_path: Path) -> None:
     """Run in a child so the peak RSS belongs to the generator alone."""
     code = (
         "import sys, psutil\n"
-        "from etl_assets.etl.samples import generate_export\n"
+        "from etl_assets.samples import generate_export\n"
         "base = psutil.Process().memory_info().rss\n"
         "generate_export(sys.argv[1], messages=int(sys.argv[2]), seed=2)\n"
         "# VmHWM, unlike ru_maxrss, does not inherit the parent's peak across fork and exec\n"

@@ -253,7 +253,7 @@ def test_search_uses_the_configuration_the_column_was_built_with(database_url: s
     import uuid
 
     from etl_assets.etl.pipeline import ETLPipeline
-    from etl_assets.etl.samples import generate_export
+    from etl_assets.samples import generate_export
 
     from .helpers import drop_schema, pipeline_config
 

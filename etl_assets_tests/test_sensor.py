@@ -12,7 +12,7 @@ from etl_assets.defs.partitions import partition_key_for, skype_exports
 from etl_assets.defs.resources import PipelineSettings
 from etl_assets.defs.exports.sensors import new_export_sensor
 from etl_assets.etl.extract.fingerprint import content_fingerprint
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 
 
 def _tick(instance: dg.DagsterInstance, inbox: Path, cursor: str | None) -> dg.SensorResult:

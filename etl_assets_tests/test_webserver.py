@@ -1,7 +1,8 @@
 """Smoke test of the product as users run it: ``dagster dev`` on a PostgreSQL-backed instance.
 
 Starts the webserver and daemon, reads ``/server_info``, adds a partition and launches the
-export job through GraphQL, and waits for the run to succeed.
+export job through GraphQL, and waits for the run to succeed; a real browser then reads the
+UI after a run of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -93,15 +95,13 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory, database_url: str):
         log.close()
 
 
-def test_webserver_runs_an_export_launched_through_graphql(dagster_dev, database_url: str, small_export) -> None:
-    base, info, config, schema = dagster_dev
-    assert "dagster_webserver_version" in info
-
+def _run_export(base: str, path: Path) -> str:
+    """Add the export's partition and launch the export job for it through GraphQL; the run's final status."""
     repos = _graphql(base, "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }")
     repo = repos["repositoriesOrError"]["nodes"][0]
     selector = {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"]}
 
-    key = partition_key_for(small_export.path.name, content_fingerprint(small_export.path).digest)
+    key = partition_key_for(path.name, content_fingerprint(path).digest)
     added = _graphql(
         base,
         """mutation($selector: RepositorySelector!, $key: String!) {
@@ -119,7 +119,7 @@ def test_webserver_runs_an_export_launched_through_graphql(dagster_dev, database
         {
             "params": {
                 "selector": {**selector, "jobName": "load_skype_export"},
-                "runConfigData": {"ops": {"raw_export": {"config": {"path": str(small_export.path)}}}},
+                "runConfigData": {"ops": {"raw_export": {"config": {"path": str(path)}}}},
                 "executionMetadata": {"tags": [{"key": "dagster/partition", "value": key}]},
             }
         },
@@ -134,25 +134,43 @@ def test_webserver_runs_an_export_launched_through_graphql(dagster_dev, database
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
         time.sleep(2)
-    assert status == "SUCCESS"
+    return status
+
+
+def test_webserver_runs_an_export_launched_through_graphql(dagster_dev, database_url: str, small_export) -> None:
+    base, info, settings, schema = dagster_dev
+    assert "dagster_webserver_version" in info
+    assert _run_export(base, small_export.path) == "SUCCESS"
     assert Warehouse(database_url, schema).table_counts()["messages"] == small_export.messages
 
 
-def test_the_ui_shows_lineage_partitions_columns_and_phase_statistics(dagster_dev, small_export) -> None:
-    """A real browser on the real UI, after the run of the test above."""
+def test_the_ui_shows_lineage_partitions_columns_and_phase_statistics(
+    dagster_dev, database_url: str, tmp_path: Path
+) -> None:
+    """A real browser on the real UI, after a run this test launches itself (of its own export).
+
+    Every text looked for is one the page shows only when the data is there: the assets
+    upstream or downstream of the page's own, the partition, the row count, the statistics;
+    never the page's own asset name."""
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("needs Debian's chromium (CI installs it): apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
-    base, _, _, _ = dagster_dev
-    key = partition_key_for(small_export.path.name, content_fingerprint(small_export.path).digest)
+    from etl_assets.samples import generate_export
+
+    base, _, _, schema = dagster_dev
+    own = generate_export(tmp_path / "8_live_ui_export.tar", messages=300, seed=14)
+    assert _run_export(base, own.path) == "SUCCESS"
+    rows = Warehouse(database_url, schema).table_counts()["messages"]  # with the other test's export, if it ran
+    key = partition_key_for(own.path.name, content_fingerprint(own.path).digest)
     pages = {
-        "/assets/raw_export?view=lineage&lineageScope=upstream": ["skype_export", "raw_export", "1 partition"],
+        "/assets/raw_export?view=lineage&lineageScope=upstream": ["skype_export"],
+        "/assets/raw_export?view=lineage&lineageScope=downstream": ["transformed_export", "export_media"],
         "/assets/raw_export?view=partitions": [key],
-        "/assets/skype/messages": ["Row count", f"{small_export.messages:,}", "content_text", "skype.messages"],
+        "/assets/skype/messages": ["Row count", f"{rows:,}", "content_text", "sender_id"],
         "/assets/transformed_export?view=events": ["transform/messages_per_second", "transform/peak_rss_mb"],
-        "/assets/skype/messages?view=lineage&lineageScope=upstream": ["transformed_export", "messages"],
+        "/assets/skype/messages?view=lineage&lineageScope=upstream": ["transformed_export", "export_media"],
     }
     with sync_playwright() as p:
         browser = p.chromium.launch(

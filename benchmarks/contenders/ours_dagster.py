@@ -1,6 +1,6 @@
 """ours_dagster: the Dagster job ``load_skype_export`` for one partition, executed in process.
 
-Builds ``build_definitions(Settings(...))`` for the given database and schema, with a
+Builds ``build_definitions(load_config(...))`` for the given database and schema, with a
 temporary ETL_HOME (artifacts, handles; other settings from the environment, as the\nDagster code location gets them) and an ephemeral Dagster instance, like
 ``etl_assets.demo`` does.
 """
