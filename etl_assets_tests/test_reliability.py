@@ -18,7 +18,6 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from etl_assets.etl.load.embedded import restart_embedded
 from etl_assets.samples import ExportTruth, generate_export
 
 from etl_assets_tests.conftest import table_checksums
