@@ -100,3 +100,35 @@ def test_nothing_extra_on_a_pipe_and_lines_with_verbose(export, tmp_path: Path, 
     last_transform = [line for line in lines if line[0] == "transform"][-1]
     assert last_transform[1] == last_transform[2] == str(export.message_records)
     assert last_transform[3] == "msg"
+
+
+def test_pipeline_reports_each_phase_from_zero_to_its_exact_total(export, tmp_path: Path, database_url: str, schema: str) -> None:
+    import threading
+
+    from etl_assets.etl.pipeline import ETLPipeline
+
+    from .helpers import pipeline_config
+
+    seen: list[tuple[str, int, int | None, str]] = []
+    lock = threading.Lock()
+
+    def progress(phase: str, done: int, total: int | None, unit: str) -> None:
+        with lock:
+            seen.append((phase, done, total, unit))
+
+    result = ETLPipeline(pipeline_config(database_url, tmp_path / "artifacts", schema), progress=progress).run(export.path)
+    phases = [p for i, (p, *_) in enumerate(seen) if i == 0 or seen[i - 1][0] != p]
+    assert phases == ["extract", "transform", "media", "load"]
+    units = {p: u for p, _, _, u in seen}
+    assert units == {"extract": "B", "transform": "msg", "media": "files", "load": "rows"}
+    for phase in phases:
+        reports = [(done, total) for p, done, total, _ in seen if p == phase]
+        assert reports[0][0] == 0
+        assert [d for d, _ in reports] == sorted(d for d, _ in reports), phase
+        finals = [r for r in reports if r[1] is not None and r[0] == r[1]]
+        assert finals == [reports[-1]], phase  # only the last report is complete
+    last = {p: (done, total) for p, done, total, _ in seen}
+    assert last["transform"] == (export.message_records, export.message_records)
+    assert last["media"][0] == result.media.copied > 0
+    assert last["load"][0] == sum(result.transformed.rows.values())
+    assert last["extract"][0] >= export.path.stat().st_size  # the file is read at least once

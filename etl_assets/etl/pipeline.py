@@ -150,7 +150,10 @@ class ETLPipeline:
 
     @contextmanager
     def _reporting(self, phase: str, total: int | None, unit: str, measure: Callable[[], int]) -> Iterator[list[int]]:
-        """Report ``measure()`` while the enclosed work runs; the caller puts the exact final count in ``[0]``."""
+        """Report ``measure()`` while the enclosed work runs; the caller puts the exact final count in ``[0]``.
+
+        ``measure.close()``, when it has one, is called at the end, whatever happened.
+        """
         final = [-1]
         if self.progress is None:
             yield final
@@ -176,6 +179,9 @@ class ETLPipeline:
         finally:
             stop.set()
             thread.join()
+            close = getattr(measure, "close", None)
+            if close is not None:
+                close()
         done = final[0] if final[0] >= 0 else (total or 0)
         progress(phase, done, done, unit)
 
@@ -307,7 +313,9 @@ class ETLPipeline:
     def load(self, transformed: TransformedHandle) -> tuple[LoadResult, PhaseStats]:
         """Stage and publish the transformed export; record the phase statistics."""
         rows = sum(n for table, n in transformed.rows.items())
-        with self.monitor, self.tracker.phase("load") as stats, self._reporting("load", rows, "rows", lambda: 0) as final:
+        staged = _StagedRows(self.loader, transformed.sha256) if self.progress is not None else None
+        with self.monitor, self.tracker.phase("load") as stats, \
+                self._reporting("load", rows, "rows", staged or (lambda: 0)) as final:
             result = self.loader.load(
                 transformed.directory,
                 ExportInfo(
@@ -402,6 +410,47 @@ class _CountingCheck:
         return self.calls * self.CHECK_EVERY * self.scale
 
 
+class _StagedRows:
+    """Rows of the export staged so far, from the loader's own record of staged parts.
+
+    Only the progress sampler's thread uses its connection. Staging is most of a later
+    load; a first load stages the small tables only and copies the messages inside the
+    publishing transaction, so its bar moves little until the publish commits.
+    """
+
+    def __init__(self, loader: Loader, sha256: str) -> None:
+        self._loader = loader
+        self._tag = sha256[:12] + "%"
+        self._conn = None
+        self._most = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        import psycopg
+        from psycopg import sql
+
+        with self._lock:
+            if self._conn is None:
+                self._conn = psycopg.connect(self._loader.database_url, autocommit=True,
+                                             application_name="skype-etl progress", connect_timeout=5)
+            query = sql.SQL("SELECT coalesce(sum(rows), 0) FROM {}.staged_parts WHERE tag LIKE %s").format(
+                sql.Identifier(self._loader.staging_schema)
+            )
+            try:
+                rows = int(self._conn.execute(query, (self._tag,)).fetchone()[0])
+            except psycopg.errors.UndefinedTable:
+                rows = 0
+            # the publish deletes the record of staged parts: never report going back
+            self._most = max(self._most, rows)
+            return self._most
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
 def _io_counter(name: str) -> Callable[[], int]:
     """Bytes this process has read or written (``read_chars``/``write_chars``) since now, where the system counts them."""
     import psutil
@@ -415,12 +464,15 @@ def _io_counter(name: str) -> Callable[[], int]:
 
 
 def _new_files(folder: Path) -> Callable[[], int]:
-    """How many entries ``folder`` has gained since now (the media copy's files, counted as they appear)."""
+    """How many files ``folder`` has gained since now (the media copy's files, counted as they appear).
+
+    Names starting with a dot are the copy's files still being written, not counted.
+    """
 
     def count() -> int:
         try:
             with os.scandir(folder) as entries:
-                return sum(1 for _ in entries)
+                return sum(1 for entry in entries if not entry.name.startswith("."))
         except OSError:
             return 0
 
