@@ -107,6 +107,9 @@ def test_archive_holds_every_conversation_and_rewrites_only_changed_ones(loaded,
         width, height = _png_size((archive / picture).read_bytes())
         assert width >= 600 and height >= 200
 
+    first_page = archive / unquote(links[0])
+    assert 'href="../index.html"' in first_page.read_text(encoding="utf-8")
+    assert 'href="../../index.html"' in (first_page.parent.parent / "index.html").read_text(encoding="utf-8")
     for cid, count in expected.items():
         shown = _messages_on_pages(_pages(archive, cid))
         ids = {r[0] for r in _rows(database_url, schema, "SELECT message_id FROM messages WHERE conversation_id = %s", (cid,))}
@@ -150,6 +153,18 @@ def test_archive_holds_every_conversation_and_rewrites_only_changed_ones(loaded,
     assert meta["conversations_removed"].value == 1 and meta["conversations_written"].value == 0
     assert not (archive / "conversations" / folder_key(gone)).exists()
     assert len(re.findall(r'<a href="(conversations/[^"]+)"', index.read_text(encoding="utf-8"))) == len(expected) - 1
+
+    # a renamed conversation is written again; its name is text on every page, never markup
+    renamed = next(c for c in expected if c not in (target, gone))
+    with psycopg.connect(database_url) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        conn.execute("UPDATE conversations SET display_name = '<script>alert(1)</script> Renamed' WHERE conversation_id = %s",
+                     (renamed,))
+    meta = _run(config, instance, ARCHIVE)["skype/html_archive"]
+    assert meta["conversations_written"].value == 1
+    for page in [index, *_pages(archive, renamed)]:
+        text = page.read_text(encoding="utf-8")
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; Renamed" in text and "<script>" not in text, page
 
 
 def test_statistics_pictures_in_analytics_metadata(loaded, database_url: str) -> None:

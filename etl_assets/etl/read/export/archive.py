@@ -16,11 +16,15 @@ one snapshot, writes the conversations whose fingerprint differs from the state 
 (each in a staged folder renamed into place, so a reader never sees half a conversation),
 removes the folders of conversations that are gone, then writes the index and the state.
 The fingerprints are read before the pages, in the same snapshot, so the state never
-claims more than what was written.
+claims more than what was written. A person's new display name reaches the pages of the
+conversations they are a member of (members are in the fingerprint); elsewhere, in
+reactions or calls, at the next change of that conversation. Runs take a file lock on
+the folder, so two never write it at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -43,6 +47,7 @@ from .rows import Selection, messages, spans
 from .staging import MARKER, staged_folder, write_marker
 
 STATE_FILE = ".archive-state.json"
+LOCK_FILE = ".archive.lock"
 STATE_VERSION = 1
 CONVERSATIONS_DIR = "conversations"
 STATS_DIR = "stats"
@@ -136,6 +141,12 @@ def update_archive(
     """Bring the archive in ``out_dir`` up to date with the warehouse; see the module's description."""
     out_dir = out_dir.expanduser().absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one run at a time; a second one waits, then finds little to do
+        return _update(url, schema, out_dir, artifacts, pictures)
+
+
+def _update(url: str, schema: str, out_dir: Path, artifacts: Path | None, pictures: list[Picture]) -> ArchiveSummary:
     (out_dir / CONVERSATIONS_DIR).mkdir(exist_ok=True)
     zone = parse_zone("UTC")
     previous = read_state(out_dir)
