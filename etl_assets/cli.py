@@ -115,9 +115,15 @@ def load(
 
     config = _config(database_url=database_url, schema_name=schema, batch_size=batch_size,
                      memory_limit_mb=memory_limit_mb, workers=workers)
+    verbose = bool(click.get_current_context().find_root().params.get("verbose"))
+    progress = _LoadProgress.for_terminal(as_json=as_json, verbose=verbose)
     try:
-        pipeline = ETLPipeline(config, copy_raw=False)
-        results = [pipeline.run(path) for path in paths]
+        pipeline = ETLPipeline(config, copy_raw=False, progress=progress)
+        try:
+            results = [pipeline.run(path) for path in paths]
+        finally:
+            if progress is not None:
+                progress.close()
     except InvalidExportError as e:
         _fail(e, EXIT_BAD_INPUT)
     except Exception as e:  # noqa: BLE001 - the command reports every failure in one line
@@ -149,6 +155,81 @@ def load(
             f"  {name:<9} {phase['duration_seconds']:8.2f} s  {phase['messages_per_second']:10.0f} msg/s  "
             f"peak {phase['peak_rss_mb']:.0f} MB  cpu {phase['cpu_seconds']:.1f} s"
         )
+
+
+class _LoadProgress:
+    """``load``'s progress: a tqdm bar per phase on a terminal, or log lines with ``-v``.
+
+    Nothing at all with ``--json`` or when stderr is not a terminal (and not ``-v``), so
+    scripts and pipes see only the report.
+    """
+
+    LABELS = {"extract": "read", "transform": "transformed", "media": "media copied", "load": "published"}
+    LOG_EVERY = 2.0
+    """Seconds between two log lines of a phase with ``-v``."""
+
+    def __init__(self, bars: bool) -> None:
+        import threading
+
+        self.bars = bars
+        self._open: dict[str, object] = {}
+        self._logged: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_terminal(cls, *, as_json: bool, verbose: bool) -> _LoadProgress | None:
+        if as_json:
+            return None
+        if verbose:
+            return cls(bars=False)
+        return cls(bars=True) if sys.stderr.isatty() else None
+
+    def __call__(self, phase: str, done: int, total: int | None, unit: str) -> None:
+        with self._lock:
+            if self.bars:
+                self._bar(phase, done, total, unit)
+            else:
+                self._log(phase, done, total, unit)
+
+    def _bar(self, phase: str, done: int, total: int | None, unit: str) -> None:
+        from tqdm import tqdm
+
+        bar = self._open.get(phase)
+        if bar is None:
+            try:
+                columns = os.get_terminal_size(sys.stderr.fileno()).columns
+            except OSError:
+                columns = 0
+            bar = tqdm(
+                total=total, desc=f"{phase:<9}", unit=unit, unit_scale=unit == "B",
+                file=sys.stderr, ncols=columns or 80, leave=True, dynamic_ncols=False,
+            )
+            self._open[phase] = bar
+        if total is not None and bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+        if total is not None and done == total:  # the phase's last report
+            bar.close()
+            del self._open[phase]
+
+    def _log(self, phase: str, done: int, total: int | None, unit: str) -> None:
+        import time
+
+        now = time.monotonic()
+        last = self._logged.get(phase)
+        finished = total is not None and done == total
+        if last is not None and not finished and now - last < self.LOG_EVERY:
+            return
+        self._logged[phase] = now
+        shown = f"{done}/{total}" if total is not None else f"{done}"
+        logging.getLogger("etl_assets.cli").info("progress %s: %s %s %s", phase, shown, unit, self.LABELS.get(phase, ""))
+
+    def close(self) -> None:
+        with self._lock:
+            for bar in self._open.values():
+                bar.close()
+            self._open.clear()
 
 
 def _merged_phases(results) -> dict[str, dict]:

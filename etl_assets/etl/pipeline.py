@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
+import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +34,18 @@ from .progress import MemoryMonitor, PhaseStats, ProgressTracker
 from .transform.transformer import TRANSFORM_VERSION, Transformer
 
 MANIFEST = "_manifest.json"
+
+ProgressFn = Callable[[str, int, "int | None", str], None]
+"""``progress(phase, done, total, unit)``: how far a phase is (``total`` ``None`` while unknown).
+
+Phases and units: ``extract`` bytes read (``B``), ``transform`` messages transformed (``msg``),
+``media`` media files copied (``files``), ``load`` rows published (``rows``). Called from a
+background thread about every ``PROGRESS_INTERVAL`` seconds while the phase runs (values
+between are estimates, below ``total``), and once more from the calling thread when the phase
+ends, with ``done == total`` (the exact count): only that last report has ``done == total``.
+"""
+
+PROGRESS_INTERVAL = 0.25
 
 
 @dataclass
@@ -113,8 +127,13 @@ class ExportResult:
 class ETLPipeline:
     """Runs the components for exports, one phase at a time, measuring each phase."""
 
-    def __init__(self, config: ETLConfig, *, run_id: str | None = None, copy_raw: bool = True) -> None:
-        """``copy_raw``: keep a content-addressed copy of each export (Dagster) or read it in place (the command)."""
+    def __init__(
+        self, config: ETLConfig, *, run_id: str | None = None, copy_raw: bool = True, progress: ProgressFn | None = None
+    ) -> None:
+        """``copy_raw``: keep a content-addressed copy of each export (Dagster) or read it in place (the command).
+
+        ``progress``: told how far each phase is (see :data:`ProgressFn`); the core draws nothing itself.
+        """
         restrict_new_files()  # message data, media and raw copies: readable by their owner only
         self.config = config
         url = resolve_database_url(config.database_url, home=config.home_dir)
@@ -125,6 +144,46 @@ class ETLPipeline:
         self.tracker = ProgressTracker(self.monitor)
         self.copy_raw = copy_raw
         self.run_id = run_id or uuid.uuid4().hex
+        self.progress = progress
+
+    # -- progress ---------------------------------------------------------------------
+
+    @contextmanager
+    def _reporting(self, phase: str, total: int | None, unit: str, measure: Callable[[], int]) -> Iterator[list[int]]:
+        """Report ``measure()`` while the enclosed work runs; the caller puts the exact final count in ``[0]``.
+
+        ``measure.close()``, when it has one, is called at the end, whatever happened.
+        """
+        final = [-1]
+        if self.progress is None:
+            yield final
+            return
+        progress = self.progress
+        stop = threading.Event()
+        total = total or None  # nothing to count: shown as a counter until the end
+
+        def sample() -> None:
+            while not stop.wait(PROGRESS_INTERVAL):
+                try:
+                    done = measure()
+                except Exception:  # noqa: BLE001 - a failed estimate never fails the load
+                    continue
+                # ``done == total`` is kept for the final report, which is exact
+                progress(phase, min(done, total - 1) if total is not None else done, total, unit)
+
+        progress(phase, 0, total, unit)
+        thread = threading.Thread(target=sample, name=f"progress-{phase}", daemon=True)
+        thread.start()
+        try:
+            yield final
+        finally:
+            stop.set()
+            thread.join()
+            close = getattr(measure, "close", None)
+            if close is not None:
+                close()
+        done = final[0] if final[0] >= 0 else (total or 0)
+        progress(phase, done, done, unit)
 
     # -- phases ---------------------------------------------------------------------
 
@@ -134,7 +193,8 @@ class ETLPipeline:
         The validating scan also writes the transform's first checkpoint (the
         conversations and each one's message count), so the transform does not repeat it.
         """
-        with self.monitor, self.tracker.phase("extract") as stats:
+        reads = _io_counter("read_chars")
+        with self.monitor, self.tracker.phase("extract") as stats, self._reporting("extract", None, "B", reads) as final:
             extractor = Extractor(path, max_member_bytes=self.config.max_member_bytes)
             if self.copy_raw:
                 stored, sha, size = extractor.copy_to(self.artifacts_dir / "raw")
@@ -169,18 +229,22 @@ class ETLPipeline:
             stats.conversations_total = stats.conversations_processed = conversations
             stats.messages_total = stats.messages_processed = messages
             stats.bytes_read = raw.bytes
+            final[0] = reads() or raw.bytes
         self.monitor.check()
         return raw, stats
 
     def transform(self, raw: RawHandle) -> tuple[TransformedHandle, PhaseStats]:
         """Write the Parquet tables, resuming finished chunks, or reuse a complete result."""
         out_dir = self._out_dir(raw.sha256)
-        with self.monitor, self.tracker.phase("transform") as stats:
+        counted = _CountingCheck(self.monitor.check)
+        with self.monitor, self.tracker.phase("transform") as stats, \
+                self._reporting("transform", raw.messages, "msg", lambda: counted.estimate) as final:
             with self._lock(raw.sha256):
                 handle = read_manifest(out_dir)
                 reused = handle is not None
                 if handle is None:
-                    handle = self._transform(raw, out_dir)
+                    handle = self._transform(raw, out_dir, counted)
+            final[0] = raw.messages
             stats.conversations_total = raw.conversations
             stats.messages_total = raw.messages
             stats.conversations_processed = 0 if reused else handle.conversations
@@ -193,13 +257,13 @@ class ETLPipeline:
     def _out_dir(self, sha256: str) -> Path:
         return self.artifacts_dir / "transformed" / sha256 / TRANSFORM_VERSION
 
-    def _transformer(self, sha256: str) -> Transformer:
+    def _transformer(self, sha256: str, check: Callable[[], None] | None = None) -> Transformer:
         out_dir = self._out_dir(sha256)
         return Transformer(
             out_dir.with_name(out_dir.name + ".partial"),
             export_sha256=sha256,
             config=self.config,
-            check=self.monitor.check,
+            check=check or self.monitor.check,
         )
 
     @contextmanager
@@ -214,9 +278,12 @@ class ETLPipeline:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _transform(self, raw: RawHandle, out_dir: Path) -> TransformedHandle:
+    def _transform(self, raw: RawHandle, out_dir: Path, counted: _CountingCheck | None = None) -> TransformedHandle:
         extractor = raw.extractor(self.config.max_member_bytes)
-        transformer = self._transformer(raw.sha256)
+        transformer = self._transformer(raw.sha256, counted)
+        if counted is not None:
+            # The check runs every CHECK_EVERY messages of the first share; the others go as fast.
+            counted.scale = max(1, min(self.config.workers, raw.messages // transformer.min_messages_per_worker))
         result = transformer.run(extractor)
         handle = TransformedHandle(
             directory=str(out_dir),
@@ -245,7 +312,10 @@ class ETLPipeline:
 
     def load(self, transformed: TransformedHandle) -> tuple[LoadResult, PhaseStats]:
         """Stage and publish the transformed export; record the phase statistics."""
-        with self.monitor, self.tracker.phase("load") as stats:
+        rows = sum(n for table, n in transformed.rows.items())
+        staged = _StagedRows(self.loader, transformed.sha256) if self.progress is not None else None
+        with self.monitor, self.tracker.phase("load") as stats, \
+                self._reporting("load", rows, "rows", staged or (lambda: 0)) as final:
             result = self.loader.load(
                 transformed.directory,
                 ExportInfo(
@@ -263,6 +333,7 @@ class ETLPipeline:
             stats.messages_total = transformed.message_records
             stats.messages_processed = transformed.rows.get("messages", 0)
             stats.rejected = result.rejected
+            final[0] = rows
         self.monitor.check()
         return result, stats
 
@@ -281,7 +352,9 @@ class ETLPipeline:
         Within the media limits; skipped and damaged files are recorded in the copy's report,
         which the load publishes as attachment statuses.
         """
-        with self.monitor, self.tracker.phase("media") as stats:
+        files = _new_files(self.artifacts_dir / "media")
+        with self.monitor, self.tracker.phase("media") as stats, \
+                self._reporting("media", raw.media_files, "files", files) as final:
             extractor = raw.extractor(self.config.max_member_bytes)
             limits = media_limits(self.artifacts_dir, self.config.media_max_file_bytes, self.config.media_max_total_bytes)
             report = copy_media(extractor, self.artifacts_dir, sha256=raw.sha256, limits=limits)
@@ -291,6 +364,7 @@ class ETLPipeline:
             stats.conversations_processed = 0
             stats.messages_total = raw.media_files
             stats.messages_processed = report.copied
+            final[0] = report.copied
         return stats, report
 
     def _media_outcome(self, sha256: str) -> dict[str, dict[str, str]] | None:
@@ -314,6 +388,96 @@ class ETLPipeline:
         phases.append(load_stats)
         self.record_stats(raw.sha256, phases)
         return ExportResult(raw, transformed, loaded, {p.phase: p for p in phases}, media)
+
+
+class _CountingCheck:
+    """The transform's periodic check, counting its calls to estimate the messages transformed."""
+
+    CHECK_EVERY = 2048
+    """The transformer checks every 2,048 messages of a share (``transform_share``)."""
+
+    def __init__(self, check: Callable[[], None]) -> None:
+        self._check = check
+        self.calls = 0
+        self.scale = 1
+
+    def __call__(self) -> None:
+        self.calls += 1
+        self._check()
+
+    @property
+    def estimate(self) -> int:
+        return self.calls * self.CHECK_EVERY * self.scale
+
+
+class _StagedRows:
+    """Rows of the export staged so far, from the loader's own record of staged parts.
+
+    Only the progress sampler's thread uses its connection. Staging is most of a later
+    load; a first load stages the small tables only and copies the messages inside the
+    publishing transaction, so its bar moves little until the publish commits.
+    """
+
+    def __init__(self, loader: Loader, sha256: str) -> None:
+        self._loader = loader
+        self._tag = sha256[:12] + "%"
+        self._conn = None
+        self._most = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        import psycopg
+        from psycopg import sql
+
+        with self._lock:
+            if self._conn is None:
+                self._conn = psycopg.connect(self._loader.database_url, autocommit=True,
+                                             application_name="skype-etl progress", connect_timeout=5)
+            query = sql.SQL("SELECT coalesce(sum(rows), 0) FROM {}.staged_parts WHERE tag LIKE %s").format(
+                sql.Identifier(self._loader.staging_schema)
+            )
+            try:
+                rows = int(self._conn.execute(query, (self._tag,)).fetchone()[0])
+            except psycopg.errors.UndefinedTable:
+                rows = 0
+            # the publish deletes the record of staged parts: never report going back
+            self._most = max(self._most, rows)
+            return self._most
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def _io_counter(name: str) -> Callable[[], int]:
+    """Bytes this process has read or written (``read_chars``/``write_chars``) since now, where the system counts them."""
+    import psutil
+
+    process = psutil.Process(os.getpid())
+    try:
+        start = getattr(process.io_counters(), name)
+    except (AttributeError, psutil.Error, NotImplementedError):
+        return lambda: 0
+    return lambda: getattr(process.io_counters(), name) - start
+
+
+def _new_files(folder: Path) -> Callable[[], int]:
+    """How many files ``folder`` has gained since now (the media copy's files, counted as they appear).
+
+    Names starting with a dot are the copy's files still being written, not counted.
+    """
+
+    def count() -> int:
+        try:
+            with os.scandir(folder) as entries:
+                return sum(1 for entry in entries if not entry.name.startswith("."))
+        except OSError:
+            return 0
+
+    start = count()
+    return lambda: max(0, count() - start)
 
 
 def read_manifest(directory: str | Path) -> TransformedHandle | None:

@@ -1,5 +1,6 @@
 """Warehouse assets: every table, published per export partition, and the analytics views over all exports."""
 
+from pathlib import Path
 
 import dagster as dg
 
@@ -110,13 +111,32 @@ def skype_tables(
     kinds={"postgres", "view"},
     code_version="1",
 )
-def skype_analytics(postgres: PostgresResource) -> dg.MaterializeResult:
-    """Views over all exports: conversation_stats, daily_activity, person_stats (kept current by automation)."""
+def skype_analytics(pipeline_settings: PipelineSettings, postgres: PostgresResource) -> dg.MaterializeResult:
+    """Views over all exports: conversation_stats, daily_activity, person_stats (kept current by automation).
+
+    Its metadata also shows messages per month, per hour of day and per person as pictures
+    (embedded in Markdown, and as PNG files under ``<artifacts>/statistics/``).
+    """
+    from etl_assets.etl.private import private_directory
     from etl_assets.etl.warehouse.analytics import create_views
     from etl_assets.etl.warehouse.queries import Warehouse
 
+    from .archive import statistics_pictures
+    from .plots import markdown
+
     counts = create_views(Warehouse(postgres.url(), postgres.schema_name))
+    pictures = statistics_pictures(postgres.url(), postgres.schema_name)
+    folder = private_directory(Path(pipeline_settings.artifacts_dir) / "statistics")
+    files = {}
+    for stat, data in pictures:
+        path = folder / stat.name
+        temporary = path.with_name(f".{stat.name}.partial")
+        temporary.write_bytes(data)
+        temporary.replace(path)
+        files[f"plot/{stat.name.removesuffix('.png')}"] = dg.MetadataValue.path(str(path))
     return dg.MaterializeResult(
         metadata={f"{name}/row_count": count for name, count in counts.items()}
         | {"views": ", ".join(f"{postgres.schema_name}.{name}" for name in counts)}
+        | {"statistics": dg.MetadataValue.md(markdown(pictures))}
+        | files
     )
