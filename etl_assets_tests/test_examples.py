@@ -17,7 +17,7 @@ import pytest
 from psycopg import sql
 
 from etl_assets.etl.pipeline import ETLPipeline
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 
 from .helpers import pipeline_config
 

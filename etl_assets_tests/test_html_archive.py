@@ -21,7 +21,7 @@ from psycopg import sql
 from etl_assets.definitions import build_definitions
 from etl_assets.defs.warehouse.plots import statistics
 from etl_assets.etl.read.export.archive import STATE_FILE, folder_key
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 from etl_assets.materialize import materialize_export
 
 from .helpers import config_for_test, drop_schema

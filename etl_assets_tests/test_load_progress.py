@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 
 from .helpers import drop_schema
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from etl_assets.etl.samples import generate_export
+from etl_assets.samples import generate_export
 
 from .helpers import drop_schema
 

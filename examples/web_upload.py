@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import os
 import re
 import secrets
