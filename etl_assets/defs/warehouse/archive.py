@@ -15,18 +15,12 @@ from etl_assets.etl import schema as s
 
 from ..resources import PipelineSettings, PostgresResource
 from .assets import WAREHOUSE_GROUP, table_key
+from .plots import statistics_pictures
 
 ARCHIVE_DIR = "html_archive"
 
 ARCHIVE_TABLES = (s.MESSAGES, s.CONVERSATIONS, s.PEOPLE, s.MEMBERSHIPS, s.ATTACHMENTS)
 """What the pages show: messages (and their child tables, published with them), names, members, files."""
-
-
-def statistics_pictures(url: str, schema: str):
-    """The statistics and their PNG pictures, for the archive's index and the analytics metadata."""
-    from .plots import png, statistics
-
-    return [(stat, png(stat)) for stat in statistics(url, schema)]
 
 
 @dg.asset(

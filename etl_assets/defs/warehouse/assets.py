@@ -121,8 +121,7 @@ def skype_analytics(pipeline_settings: PipelineSettings, postgres: PostgresResou
     from etl_assets.etl.warehouse.analytics import create_views
     from etl_assets.etl.warehouse.queries import Warehouse
 
-    from .archive import statistics_pictures
-    from .plots import markdown
+    from .plots import markdown, statistics_pictures
 
     counts = create_views(Warehouse(postgres.url(), postgres.schema_name))
     pictures = statistics_pictures(postgres.url(), postgres.schema_name)

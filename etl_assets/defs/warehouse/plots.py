@@ -88,6 +88,11 @@ def png(stat: Statistic) -> bytes:
     return out.getvalue()
 
 
+def statistics_pictures(url: str, schema: str) -> list[tuple[Statistic, bytes]]:
+    """The statistics and their PNG pictures, for the archive's index and the analytics metadata."""
+    return [(stat, png(stat)) for stat in statistics(url, schema)]
+
+
 def markdown(pictures: list[tuple[Statistic, bytes]]) -> str:
     """The pictures embedded in Markdown as data URIs (Dagster shows them in the asset's metadata)."""
     return "\n\n".join(
