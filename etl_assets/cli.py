@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from etl_assets.etl import secrets
-from etl_assets.etl.config import ETLConfig, load_config
+from etl_assets.etl.config import ETLConfig, load_config, variable_name
 from etl_assets.etl.errors import EtlError, InvalidExportError, InvalidSettingError
 
 EXIT_BAD_INPUT = 2
@@ -78,7 +78,7 @@ def _config(**options: object) -> ETLConfig:
     try:
         config = load_config(**given)
     except InvalidSettingError as e:
-        field = next((f for f in given if e.setting in (f"ETL_{f.upper()}", "ETL_SCHEMA" if f == "schema_name" else "")), None)
+        field = next((f for f in given if variable_name(f) == e.setting), None)
         _fail(InvalidSettingError(OPTION_OF_SETTING.get(field, e.setting), e.reason) if field else e, EXIT_BAD_INPUT)
         raise  # unreachable: _fail exits
     _checked_database_url(config.database_url)
