@@ -14,9 +14,11 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -201,7 +203,7 @@ class ETLPipeline:
                 extractor = Extractor(stored, name=str(path), max_member_bytes=self.config.max_member_bytes)
             else:
                 stored = Path(path)
-                sha, size = extractor.sha256()
+                sha, size = _hashed_while(extractor.sha256, extractor.members)
             crash_point("extract.hashed")
             with self._lock(sha):
                 done = read_manifest(self._out_dir(sha))
@@ -310,8 +312,14 @@ class ETLPipeline:
         durable.replace(work_dir, out_dir)
         return handle
 
-    def load(self, transformed: TransformedHandle) -> tuple[LoadResult, PhaseStats]:
-        """Stage and publish the transformed export; record the phase statistics."""
+    def load(
+        self, transformed: TransformedHandle, *, media: Future[tuple[PhaseStats, MediaReport]] | None = None
+    ) -> tuple[LoadResult, PhaseStats]:
+        """Stage and publish the transformed export; record the phase statistics.
+
+        ``media``: a media copy running beside the load; the publish waits for it where it sets
+        the attachments' statuses. Without it, the outcome of an earlier copy is read from its report.
+        """
         rows = sum(n for table, n in transformed.rows.items())
         staged = _StagedRows(self.loader, transformed.sha256) if self.progress is not None else None
         with self.monitor, self.tracker.phase("load") as stats, \
@@ -326,7 +334,8 @@ class ETLPipeline:
                     bytes=transformed.bytes,
                     transform_version=transformed.transform_version,
                     transform_id=transformed.transform_id,
-                    media=self._media_outcome(transformed.sha256),
+                    media=(lambda: media.result()[1].outcome()) if media is not None
+                    else self._media_outcome(transformed.sha256),
                 ),
             )
             stats.conversations_total = stats.conversations_processed = result.conversations
@@ -353,7 +362,7 @@ class ETLPipeline:
         which the load publishes as attachment statuses.
         """
         files = _new_files(self.artifacts_dir / "media")
-        with self.monitor, self.tracker.phase("media") as stats, \
+        with self.monitor, self.tracker.phase("media", cpu_clock=time.thread_time) as stats, \
                 self._reporting("media", raw.media_files, "files", files) as final:
             extractor = raw.extractor(self.config.max_member_bytes)
             limits = media_limits(self.artifacts_dir, self.config.media_max_file_bytes, self.config.media_max_total_bytes)
@@ -373,18 +382,25 @@ class ETLPipeline:
         return report.outcome() if report is not None else None
 
     def run(self, path: str | Path) -> ExportResult:
-        """All phases for one export: extract, transform, media when the archive has files, load.
+        """All phases for one export: extract, transform, then the load with the media copy beside it.
 
-        The media copy comes before the load, which publishes its outcome as attachment statuses.
+        The load is mostly the database server's work, so the copy (mostly the kernel's) runs in a
+        thread meanwhile; the publish waits for it where it sets the attachments' statuses.
         """
         raw, extract_stats = self.extract(path)
         transformed, transform_stats = self.transform(raw)
         phases = [extract_stats, transform_stats]
         media = None
-        if raw.media_files:
-            media_stats, media = self.copy_media(raw)
-            phases.append(media_stats)
-        loaded, load_stats = self.load(transformed)
+        with ThreadPoolExecutor(1, thread_name_prefix="media-copy") as pool:
+            copying = pool.submit(self.copy_media, raw) if raw.media_files else None
+            try:
+                loaded, load_stats = self.load(transformed, media=copying)
+            finally:
+                if copying is not None:
+                    copying.cancel()  # a load that failed before the copy started: no copy
+            if copying is not None and not copying.cancelled():
+                media_stats, media = copying.result()
+                phases.append(media_stats)
         phases.append(load_stats)
         self.record_stats(raw.sha256, phases)
         return ExportResult(raw, transformed, loaded, {p.phase: p for p in phases}, media)
@@ -449,6 +465,17 @@ class _StagedRows:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _hashed_while(hash_file: Callable[[], tuple[str, int]], work: Callable[[], object]) -> tuple[str, int]:
+    """``hash_file()`` in a thread while ``work()`` runs here: hashing releases the GIL, so they overlap."""
+    with ThreadPoolExecutor(1, thread_name_prefix="sha256") as pool:
+        hashing = pool.submit(hash_file)
+        try:
+            work()
+        finally:
+            result = hashing.result()  # the hash's own error first: it names an unreadable file
+    return result
 
 
 def _io_counter(name: str) -> Callable[[], int]:

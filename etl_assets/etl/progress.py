@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -34,6 +34,8 @@ class MemoryMonitor:
         self._over: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._users = 0
+        self._users_lock = threading.Lock()
 
     def rss_bytes(self) -> int:
         rss = self._process.memory_info().rss
@@ -72,16 +74,23 @@ class MemoryMonitor:
             self.sample()
 
     def __enter__(self) -> MemoryMonitor:
-        self.sample()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="memory-monitor", daemon=True)
-        self._thread.start()
+        """Start sampling; phases running at once (the media copy beside the load) share one sampler."""
+        with self._users_lock:
+            self._users += 1
+            if self._users == 1:
+                self.sample()
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="memory-monitor", daemon=True)
+                self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        with self._users_lock:
+            self._users -= 1
+            if self._users == 0:
+                self._stop.set()
+                if self._thread is not None:
+                    self._thread.join()
         self.sample()
 
 
@@ -112,16 +121,22 @@ class ProgressTracker:
         self.monitor = monitor
 
     @contextmanager
-    def phase(self, name: str) -> Iterator[PhaseStats]:
-        """Measure the enclosed work; the caller fills the counts on the yielded stats."""
+    def phase(self, name: str, *, cpu_clock: Callable[[], float] | None = None) -> Iterator[PhaseStats]:
+        """Measure the enclosed work; the caller fills the counts on the yielded stats.
+
+        ``cpu_clock``: CPU seconds to count (default: the whole process tree). A phase that runs
+        in its own thread beside another (the media copy) counts its thread only
+        (``time.thread_time``); the other phase's count then includes it.
+        """
         stats = PhaseStats(phase=name)
+        clock = cpu_clock or _cpu_seconds
         self.monitor.reset_peak()
-        cpu = _cpu_seconds()
+        cpu = clock()
         start = time.perf_counter()
         log.info("%s: started", name)
         yield stats
         stats.duration_seconds = round(time.perf_counter() - start, 3)
-        stats.cpu_seconds = round(_cpu_seconds() - cpu, 3)
+        stats.cpu_seconds = round(clock() - cpu, 3)
         self.monitor.sample()
         stats.peak_rss_mb = round(self.monitor.peak_mb, 1)
         if stats.duration_seconds > 0:

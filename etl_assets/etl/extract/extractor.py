@@ -68,6 +68,7 @@ from .records import (
     Record,
 )
 from .repair import _MemberReader, _NeedsUtf8Repair
+from .split import SplitPoint, SplitFinder
 from .walk import _message_items, _parse_messages_json
 
 
@@ -133,7 +134,10 @@ class Extractor:
         name: str | None = None,
         max_member_bytes: int | None = None,
         identity: FileIdentity | None = None,
+        members: MemberIndex | None = None,
     ) -> None:
+        """``members``: the archive's index as another process walked it (a transform worker reading
+        ``messages.json`` only), so this one does not walk the headers again."""
         if isinstance(source, (str, Path)):
             self.path: Path | None = Path(source)
             self.name = name or str(source)
@@ -146,7 +150,7 @@ class Extractor:
         self.identity = identity
         """The file's identity when first opened (or as given): every later read must find the same."""
         self.container = self._sniff()
-        self._index: MemberIndex | None = None
+        self._index: MemberIndex | None = members
 
     # -- opening -----------------------------------------------------------------
 
@@ -348,31 +352,54 @@ class Extractor:
         """
         return self._parsed(lambda reader: _parse_messages_json(reader, self.name))
 
-    def scan(self) -> Iterator[ExportHeader | ConversationRecord]:
+    def scan(self, splits: list[SplitPoint] | None = None) -> Iterator[ExportHeader | ConversationRecord]:
         """A fast validating pass: the header and each conversation with its message count.
 
         The header comes when ``conversations`` starts and again at the end of the file.
         Checks the nesting depth of every value, so :meth:`messages` may build them.
+        ``splits``: filled with the split points found on the way (see ``split``), where the
+        size of ``messages.json`` is known.
         """
-        return self._parsed(  # type: ignore[return-value]
-            lambda reader: _parse_messages_json(reader, self.name, build_messages=False)
-        )
+        size = self.messages_size() if splits is not None else None
 
-    def messages(self) -> Iterator[object]:
+        def produce(reader: _MemberReader) -> Iterator[object]:
+            splitter = SplitFinder(reader, size, splits) if splits is not None and size else None
+            return _parse_messages_json(reader, self.name, build_messages=False, splitter=splitter)
+
+        return self._parsed(produce)  # type: ignore[return-value]
+
+    def messages(self, start: SplitPoint | None = None) -> Iterator[object]:
         """Every message object in file order, built by ijson's C backend (fastest path).
 
         Call :meth:`scan` first: it validates the file (including its nesting depth) and
-        gives each conversation's message count, which places these messages.
+        gives each conversation's message count, which places these messages. ``start``:
+        begin at that split point instead (its message first), parsing nothing before it.
         """
-        return self._parsed(lambda reader: _message_items(reader, self.name))
+        in_range = start is not None and start.offset > 0
+        return self._parsed(
+            lambda reader: _message_items(reader, self.name, in_range=in_range), offset=start.offset if in_range else 0
+        )
 
-    def _parsed(self, produce: Callable[[_MemberReader], Iterator[object]]) -> Iterator:
-        """Items of ``produce`` over ``messages.json``; if yajl meets invalid UTF-8, the
-        parse restarts with the UTF-8 repair on and goes on after the items already given."""
+    def messages_size(self) -> int | None:
+        """The size of ``messages.json`` in bytes, where the container says it (not inside gzip)."""
+        if self.container == "json":
+            if self.path is not None:
+                return self.path.stat().st_size
+            return None
+        if self.container in ("tar", "zip"):
+            entry = self._messages_entry(MESSAGES_MEMBER)
+            return entry.file_size if isinstance(entry, zipfile.ZipInfo) else entry.size
+        return None
+
+    def _parsed(self, produce: Callable[[_MemberReader], Iterator[object]], offset: int = 0) -> Iterator:
+        """Items of ``produce`` over ``messages.json`` from byte ``offset``; if yajl meets invalid UTF-8,
+        the parse restarts with the UTF-8 repair on and goes on after the items already given."""
         given = 0
         for repair in (False, True):
             with self.open_member() as stream:
-                reader = _MemberReader(stream, self.max_member_bytes, self.name, repair_utf8=repair)
+                if offset:
+                    stream.seek(offset)
+                reader = _MemberReader(stream, self.max_member_bytes, self.name, repair_utf8=repair, offset=offset)
                 skip = given
                 try:
                     for item in produce(reader):

@@ -87,7 +87,10 @@ class _MemberReader:
     tail is held back for the next read.
     """
 
-    def __init__(self, raw: BinaryIO, limit: int | None, name: str, *, repair_utf8: bool = False) -> None:
+    def __init__(
+        self, raw: BinaryIO, limit: int | None, name: str, *, repair_utf8: bool = False, offset: int = 0
+    ) -> None:
+        """``offset``: where ``raw`` starts in ``messages.json`` (a worker's range): no byte order mark there."""
         self._raw = raw
         self._limit = limit
         self._name = name
@@ -96,10 +99,27 @@ class _MemberReader:
         self.invalid_utf8_at: int | None = None
         self._pending = b""  # read from the member, not yet returned from self._pos on
         self._pos = 0
-        self._at = 0  # member offset of self._pending[self._pos]
+        self._at = offset  # member offset of self._pending[self._pos]
         self._eof = False
-        self._started = False
+        self._started = offset > 0
         self._grow = 0
+        self._previous: tuple[int, bytes, bool] | None = None
+        self._last: tuple[int, bytes, bool] | None = None
+        self._recorded: list[tuple[int, bytes, bool]] | None = None
+
+    @property
+    def position(self) -> int:
+        """Offset in ``messages.json`` of the next byte to return: everything before it was parsed or is being."""
+        return self._at
+
+    def record(self) -> None:
+        """Keep the last two reads and every read from now on, until :meth:`stop_recording` (split points)."""
+        self._recorded = [c for c in (self._previous, self._last) if c is not None]
+
+    def stop_recording(self) -> list[tuple[int, bytes, bool]]:
+        """The reads kept since :meth:`record`, as (offset, bytes returned, whether they differ from the file)."""
+        recorded, self._recorded = self._recorded or [], None
+        return recorded
 
     def _read_raw(self, size: int) -> bytes:
         try:
@@ -153,7 +173,11 @@ class _MemberReader:
             self._pos += cut
             self._at += cut
             out = self._follow_strings(out, at)
-            return self._clean(out, at)
+            clean = self._clean(out, at)
+            self._previous, self._last = self._last, (at, clean, clean is not out)
+            if self._recorded is not None:
+                self._recorded.append(self._last)
+            return clean
 
     def _safe_end(self, buf: bytes) -> int:
         """Where the returned part of ``buf`` must end: before an escape or UTF-8 sequence it cuts."""
@@ -201,7 +225,9 @@ class _MemberReader:
                 text = _ESCAPED_BYTE.sub(_mark_byte, out.decode("utf-8", "surrogateescape"))
                 out = text.encode("utf-8")
         if _SURROGATE_HINT.search(out) is not None:
-            out = _LONE_SURROGATE.sub(_mark_surrogate, out)
+            marked = _LONE_SURROGATE.sub(_mark_surrogate, out)
+            if marked != out:
+                out = marked
         return out
 
 

@@ -21,6 +21,7 @@ from .records import (
     Record,
 )
 from .repair import _READ, _MemberReader, _NeedsUtf8Repair
+from .split import RANGE_PREFIX, SplitFinder
 
 # -- walking the JSON -------------------------------------------------------------------------
 
@@ -51,18 +52,38 @@ class _Where:
         return self.place
 
 
-def _message_items(reader: _MemberReader, name: str) -> Iterator[object]:
+def _message_items(reader: _MemberReader, name: str, *, in_range: bool = False) -> Iterator[object]:
+    """Every message from the reader's position on; ``in_range``: the reader starts at a split point."""
     where = _Where("a message")
     with _json_errors(name, where, reader):
-        yield from ijson.items(reader, _MESSAGE_PREFIX, use_float=True, buf_size=_READ)
+        source = _Prefixed(RANGE_PREFIX, reader) if in_range else reader
+        yield from ijson.items(source, _MESSAGE_PREFIX, use_float=True, buf_size=_READ)
 
 
-def _parse_messages_json(reader: _MemberReader, name: str, *, build_messages: bool = True) -> Iterator[Record]:
+class _Prefixed:
+    """A reader that returns ``prefix`` first, then what ``reader`` returns."""
+
+    def __init__(self, prefix: bytes, reader: _MemberReader) -> None:
+        self._prefix = prefix
+        self._reader = reader
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:  # ijson's probe for bytes or text: it must not take the prefix
+            return b""
+        if self._prefix:
+            head, self._prefix = self._prefix, b""
+            return head + self._reader.read(size)
+        return self._reader.read(size)
+
+
+def _parse_messages_json(
+    reader: _MemberReader, name: str, *, build_messages: bool = True, splitter: SplitFinder | None = None
+) -> Iterator[Record]:
     """Walk ijson's basic events, building only one message or one conversation field at a time.
 
     With ``build_messages=False`` messages are only counted (``ConversationRecord.messages``)
     and their depth checked: a fast validating scan that leaves building messages to
-    :meth:`Extractor.messages`. Basic events carry no prefix, so memory stays constant
+    :meth:`Extractor.messages`; a ``splitter`` then also finds the split points (``split``). Basic events carry no prefix, so memory stays constant
     however deep the input is nested (until :data:`MAX_DEPTH` stops it).
     """
     where = _Where("the start of the file")
@@ -85,7 +106,7 @@ def _parse_messages_json(reader: _MemberReader, name: str, *, build_messages: bo
                 saw_conversations = True
                 yield ExportHeader(user_id, export_date)
                 where.place = "conversations"
-                conv_index = yield from _conversations(events, name, where, conv_index, build_messages)
+                conv_index = yield from _conversations(events, name, where, conv_index, build_messages, splitter)
                 where.conversation = where.message = -1
                 where.place = "the top level"
             elif key == "userId" or key == "exportDate":
@@ -106,7 +127,7 @@ def _parse_messages_json(reader: _MemberReader, name: str, *, build_messages: bo
             pass
 
 
-def _conversations(events, name: str, where: _Where, conv_index: int, build_messages: bool):
+def _conversations(events, name: str, where: _Where, conv_index: int, build_messages: bool, splitter):
     """The items of a ``conversations`` list; returns the last conversation index."""
     for event, value in events:
         if event == "end_array":
@@ -127,7 +148,7 @@ def _conversations(events, name: str, where: _Where, conv_index: int, build_mess
             if key == "MessageList":
                 has_list = True
                 if event == "start_array":
-                    count = yield from _messages(events, name, where, conv_index, count, build_messages)
+                    count = yield from _messages(events, name, where, conv_index, count, build_messages, splitter)
                     where.message = -1
                     continue
             conv[key] = _build(events, event, value, _MESSAGE_LIST, name, where)
@@ -135,7 +156,7 @@ def _conversations(events, name: str, where: _Where, conv_index: int, build_mess
     return conv_index
 
 
-def _messages(events, name: str, where: _Where, conv_index: int, count: int, build: bool):
+def _messages(events, name: str, where: _Where, conv_index: int, count: int, build: bool, splitter):
     """The items of a ``MessageList``; returns how many the conversation has so far."""
     for event, value in events:
         if event == "end_array":
@@ -143,9 +164,14 @@ def _messages(events, name: str, where: _Where, conv_index: int, count: int, bui
         where.message = count
         if build:
             yield MessageRecord(conv_index, count, _build(events, event, value, _MESSAGE, name, where))
+        elif splitter is not None and splitter.due():
+            splitter.begin()
+            splitter.found(conv_index, count, _build(events, event, value, _MESSAGE, name, where))
         elif event in _OPEN:
             _skip(events, _MESSAGE, name, where)
         count += 1
+        if splitter is not None:
+            splitter.seen += 1
     return count
 
 

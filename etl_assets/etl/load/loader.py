@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +41,7 @@ from .merge import MERGES, export_id_of, fill_one_to_one_names, table_sql
 from .first_load import FIRST_LOAD_TABLES, is_first_load, load_first
 
 log = logging.getLogger(__name__)
+MediaOutcome = dict[str, dict[str, str]]
 _MIGRATION_LOCK = 0x736B797065  # "skype": one advisory lock id for schema changes
 _PUBLISH_LOCK = 0x736B797066  # publishes run one at a time: no deadlocks between exports
 STAGE_CONNECTIONS = 2
@@ -59,9 +60,15 @@ class ExportInfo:
     bytes: int | None
     transform_version: str = ""
     transform_id: str = ""
-    media: dict[str, dict[str, str]] | None = None
+    media: MediaOutcome | Callable[[], MediaOutcome | None] | None = None
     """Outcome of the media copy: ``{"skipped": {path: reason}, "damaged": {...}}``; every other
-    file was stored. ``None`` when no copy finished: attachment statuses stay ``pending``."""
+    file was stored. ``None`` when no copy finished: attachment statuses stay ``pending``.
+    A callable is a copy still running beside the load: the publish calls it (waiting for the
+    copy to end) when it sets the attachments' statuses, inside the publishing transaction."""
+
+    def media_outcome(self) -> MediaOutcome | None:
+        """The media copy's outcome, waiting for a copy that is still running."""
+        return self.media() if callable(self.media) else self.media
 
 
 @dataclass
@@ -442,13 +449,15 @@ class Loader:
         """Attachments ``pending`` their media copy get its outcome, in the publishing transaction.
 
         ``attachments`` is the export's staged table, or the warehouse table during a first load.
-        The copy finished before the publish (its outcome lists every file not stored), so
-        ``stored`` is published only for files renamed into place complete.
+        The copy has finished by now (a copy running beside the load is waited for here; its
+        outcome lists every file not stored), so ``stored`` is published only for files renamed
+        into place complete.
         """
-        if export.media is None:
+        outcome = export.media_outcome()
+        if outcome is None:
             return
         paths, statuses, notes = [], [], []
-        for status, files in export.media.items():
+        for status, files in outcome.items():
             for path, note in files.items():
                 paths.append(path)
                 statuses.append(status)

@@ -18,6 +18,7 @@ their ``version``; the Loader keeps the highest.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 from collections import Counter
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from .. import durable, schema
 from ..config import ETLConfig, load_config
-from ..extract import ConversationRecord, Extractor, MessageRecord
+from ..extract import ConversationRecord, Extractor, MemberIndex, MessageRecord, SplitPoint
 from ..faults import crash_point
 from ..media.copy import media_index
 from ..values import normalize_person_id
@@ -37,6 +38,7 @@ from .sink import TableSink
 TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.9"
 """Changes whenever the transformation's output would change; part of the cache key."""
 
+log = logging.getLogger(__name__)
 PARTS_DIR = "_parts"
 CheckFn = Callable[[], None]
 
@@ -63,6 +65,10 @@ class ScanResult:
     part: PartResult
     media: dict[str, str] | None = None
     """Docid -> its file in the artifact store; ``None`` when the archive has no media folder."""
+    splits: list[list[int]] = field(default_factory=list)
+    """Split points (``SplitPoint.to_list``): where the workers' contiguous ranges may begin."""
+    messages_bytes: int = 0
+    """Size of ``messages.json`` where the split points were found."""
 
     @property
     def conversations(self) -> int:
@@ -98,7 +104,9 @@ class TransformResult:
 
 @dataclass(frozen=True)
 class MessageShare:
-    """Every ``workers``-th message starting at ``index``: one process's part of the work."""
+    """One process's part of the messages: the contiguous range from ``start`` to ``end``
+    (file order, ``end`` excluded, ``None``: to the last), or, without split points, every
+    ``workers``-th message from the ``index``-th."""
 
     path: str
     name: str
@@ -112,6 +120,19 @@ class MessageShare:
     workers: int
     config: ETLConfig
     media: dict[str, str] | None
+    members: MemberIndex | None = None
+    """Where ``messages.json`` is in the archive (media left out): the worker does not walk it again."""
+    start: SplitPoint | None = None
+    next_start: SplitPoint | None = None
+    contiguous: bool = False
+
+    @property
+    def end(self) -> int | None:
+        return self.next_start.index if self.next_start is not None else None
+
+    def covers(self, i: int) -> bool:
+        """Whether the ``i``-th message in file order is this share's."""
+        return True if self.contiguous else i % self.workers == self.index
 
 
 class Transformer:
@@ -148,7 +169,8 @@ class Transformer:
         writer = RowWriter(sinks, self.export_sha256)
         counts: list[int] = []
         user_id = export_date = None
-        for record in extractor.scan():
+        splits: list[SplitPoint] = []
+        for record in extractor.scan(splits):
             if isinstance(record, ConversationRecord):
                 counts.append(record.messages)
                 writer.conversation(record)
@@ -163,7 +185,8 @@ class Transformer:
         part = PartResult(rows=_close_sinks(sinks))
         workers = max(1, min(self.config.workers, sum(counts) // self.min_messages_per_worker))
         media = media_index(extractor)
-        result = ScanResult(user_id, export_date, counts, workers, part, media)
+        size = (extractor.messages_size() or 0) if splits else 0
+        result = ScanResult(user_id, export_date, counts, workers, part, media, [p.to_list() for p in splits], size)
         _write_marker(self.work_dir, "conversations", asdict(result))
         crash_point("transform.scan_marked")
         return result, False
@@ -175,37 +198,59 @@ class Transformer:
         result = TransformResult(self.work_dir, scan.user_id, scan.export_date, conversations=scan.conversations)
         result.add(scan.part)
         result.resumed_parts += int(resumed)
-        workers = scan.workers if extractor.path is not None else 1
-        shares = [
-            MessageShare(
-                path=str(extractor.path or ""),
-                name=extractor.name,
-                max_member_bytes=extractor.max_member_bytes,
-                identity=extractor.identity,
-                out_dir=str(self.work_dir),
-                export_sha256=self.export_sha256,
-                owner_id=scan.user_id,
-                counts=tuple(scan.counts),
-                index=k,
-                workers=workers,
-                config=self.config,
-                media=scan.media,
-            )
-            for k in range(workers)
-        ]
-        if workers == 1:
-            outcomes = [transform_share(shares[0], extractor, self.check)]
-        else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
-                futures = [pool.submit(transform_share, share) for share in shares[1:]]
-                outcomes = [transform_share(shares[0], extractor, self.check)]
-                outcomes += [future.result() for future in futures]
+        try:
+            outcomes = self._run_shares(self._shares(scan, extractor, contiguous=True), extractor)
+        except RangesDoNotMeet as e:  # never seen; if it were, parsing everything twice is still right
+            log.warning("%s: %s; the workers share the messages round-robin instead", extractor.name, e)
+            for stale in [*self.work_dir.glob("*/messages-*.parquet"), *self.work_dir.glob(f"{PARTS_DIR}/messages-*")]:
+                stale.unlink()
+            outcomes = self._run_shares(self._shares(scan, extractor, contiguous=False), extractor)
         for parts, resumed_parts in outcomes:
             for part in parts:
                 result.add(part)
             result.resumed_parts += resumed_parts
         return result
+
+    def _shares(self, scan: ScanResult, extractor: Extractor, *, contiguous: bool) -> list[MessageShare]:
+        """One share per worker: contiguous ranges where the scan found split points, else round-robin."""
+        workers = scan.workers if extractor.path is not None else 1
+        index = extractor.members()
+        members = MemberIndex(messages=index.messages, members=index.members)
+        ranges = _ranges([SplitPoint(*p) for p in scan.splits], scan.messages_bytes, workers) if contiguous else None
+        if ranges is not None:
+            workers = len(ranges)
+        common = dict(
+            path=str(extractor.path or ""),
+            name=extractor.name,
+            max_member_bytes=extractor.max_member_bytes,
+            identity=extractor.identity,
+            out_dir=str(self.work_dir),
+            export_sha256=self.export_sha256,
+            owner_id=scan.user_id,
+            counts=tuple(scan.counts),
+            workers=workers,
+            config=self.config,
+            media=scan.media,
+            members=members,
+        )
+        if ranges is None:
+            return [MessageShare(**common, index=k) for k in range(workers)]
+        return [
+            MessageShare(
+                **common, index=k, start=ranges[k], next_start=ranges[k + 1] if k + 1 < workers else None, contiguous=True
+            )
+            for k in range(workers)
+        ]
+
+    def _run_shares(self, shares: list[MessageShare], extractor: Extractor) -> list[tuple[list[PartResult], int]]:
+        """The first share here, the others in worker processes; each share's parts."""
+        if len(shares) == 1:
+            return [transform_share(shares[0], extractor, self.check)]
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(len(shares) - 1, mp_context=context) as pool:
+            futures = [pool.submit(transform_share, share) for share in shares[1:]]
+            outcomes = [transform_share(shares[0], extractor, self.check)]
+            return outcomes + [future.result() for future in futures]
 
 
 def transform_share(
@@ -223,19 +268,33 @@ def transform_share(
         return parts, resumed
     skip_until = parts[-1].last_index if parts else -1
     extractor = extractor or Extractor(
-        share.path, name=share.name, max_member_bytes=share.max_member_bytes, identity=share.identity
+        share.path, name=share.name, max_member_bytes=share.max_member_bytes, identity=share.identity,
+        members=share.members,
     )
     chunk = _Chunk(work_dir, prefix, len(parts), share)
     counts = share.counts
-    conv, remaining, position = -1, 0, -1
-    for i, data in enumerate(extractor.messages()):
+    start = share.start
+    if start is None or start.index == 0:
+        first, conv, remaining, position = 0, -1, 0, -1
+    else:  # the range's first message is the start's: place it, then count on from there
+        first, conv, remaining, position = start.index, start.conversation, counts[start.conversation] - start.position, start.position - 1
+    end = share.end
+    last = -1
+    for i, data in enumerate(extractor.messages(start), first):
+        if i == first and start is not None and start.index > 0 and not start.is_message(data):
+            raise RangesDoNotMeet(f"the message at byte {start.offset} is not message {start.index}")
+        if end is not None and i >= end:
+            if share.next_start is not None and not share.next_start.is_message(data):
+                raise RangesDoNotMeet(f"message {end} is not where the next range begins")
+            break
+        last = i
         while remaining == 0 and conv + 1 < len(counts):
             conv += 1
             remaining = counts[conv]
             position = -1
         remaining -= 1
         position += 1
-        if i % share.workers != share.index or i <= skip_until:
+        if i <= skip_until or not share.covers(i):
             continue
         chunk.add(MessageRecord(conv, position, data))
         if check is not None and chunk.part.message_records % 2048 == 0:
@@ -243,8 +302,31 @@ def transform_share(
         if chunk.part.message_records >= share.config.chunk_messages:
             parts.append(chunk.close(last_index=i))
             chunk = _Chunk(work_dir, prefix, len(parts), share)
+    if share.contiguous and end is None and last != sum(counts) - 1:
+        raise RangesDoNotMeet(f"the last range ends at message {last}, not {sum(counts) - 1}")
     parts.append(chunk.close(last_index=_LAST))
     return parts, resumed
+
+
+class RangesDoNotMeet(Exception):
+    """A worker's range did not start or end at its split point: the shares are redone round-robin."""
+
+
+def _ranges(points: list[SplitPoint], size: int, workers: int) -> list[SplitPoint] | None:
+    """Where each of (at most) ``workers`` contiguous ranges of a ``size``-byte file begins, as even as the points allow.
+
+    The first range begins at the file's first message. ``None`` when there are no points
+    (the workers then share the messages round-robin, each parsing the whole file).
+    """
+    if workers < 2 or not points or size <= 0:
+        return None
+    starts = [SplitPoint(0, 0, 0, 0)]
+    for k in range(1, workers):
+        wanted = size * k / workers
+        best = min(points, key=lambda p: abs(p.offset - wanted))
+        if best.index > starts[-1].index:
+            starts.append(best)
+    return starts if len(starts) > 1 else None
 
 
 _LAST = 1 << 62
