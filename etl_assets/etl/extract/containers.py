@@ -13,9 +13,11 @@ import struct
 import tarfile
 import zipfile
 import zlib
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, overload
 
 from ..errors import InvalidExportError
 from .records import MESSAGES_MEMBER
@@ -66,17 +68,84 @@ def archive_walks() -> int:
 
 
 @dataclass(slots=True, frozen=True)
+class TarEntry:
+    """What opening a tar member needs of its header: a ``TarInfo`` takes five times the memory,
+    which an archive of 100,000 media files would feel."""
+
+    name: str
+    size: int
+    offset_data: int
+    sparse: tuple[tuple[int, int], ...] | None
+
+    @classmethod
+    def of(cls, info: tarfile.TarInfo) -> TarEntry:
+        return cls(info.name, info.size, info.offset_data, tuple(map(tuple, info.sparse)) if info.sparse else None)
+
+    def issparse(self) -> bool:
+        return self.sparse is not None
+
+    def tarinfo(self) -> tarfile.TarInfo:
+        """A regular file's ``TarInfo`` for ``TarFile.extractfile``."""
+        info = tarfile.TarInfo(self.name)
+        info.size = self.size
+        info.offset_data = self.offset_data
+        info.type = tarfile.REGTYPE
+        info.sparse = [tuple(extent) for extent in self.sparse] if self.sparse else None
+        return info
+
+
+@dataclass(slots=True, frozen=True)
 class MediaEntry:
     """A regular file ``media/<file_name>`` of the archive, with its header (to open it later)."""
 
     file_name: str
     size: int
     """Size from the header: the expanded size, which the copy does not trust alone."""
-    info: tarfile.TarInfo | zipfile.ZipInfo
+    info: TarEntry | zipfile.ZipInfo
 
     @property
     def info_name(self) -> str:
         return _entry_name(self.info)
+
+
+class MediaEntries(Sequence[MediaEntry]):
+    """The media entries of an archive, column-wise: the member names in a list, sizes and data
+    offsets in arrays. A tar of 190,000 media files takes about 20 MB so instead of 63 MB in
+    entry objects; an entry is built when it is read. Zip entries (and sparse tar members)
+    keep their header as it is."""
+
+    __slots__ = ("_names", "_sizes", "_offsets", "_headers")
+
+    def __init__(self) -> None:
+        self._names: list[str] = []
+        self._sizes = array("q")
+        self._offsets = array("q")
+        self._headers: dict[int, TarEntry | zipfile.ZipInfo] = {}
+
+    def add(self, name: str, size: int, info: tarfile.TarInfo | zipfile.ZipInfo) -> None:
+        """Add the member ``name`` (``media/<file>`` or ``./media/<file>``)."""
+        if isinstance(info, tarfile.TarInfo) and not info.sparse:
+            self._offsets.append(info.offset_data)
+        else:
+            self._offsets.append(-1)
+            self._headers[len(self._names)] = TarEntry.of(info) if isinstance(info, tarfile.TarInfo) else info
+        self._names.append(name)
+        self._sizes.append(size)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @overload
+    def __getitem__(self, i: int) -> MediaEntry: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[MediaEntry]: ...
+    def __getitem__(self, i: int | slice) -> MediaEntry | list[MediaEntry]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        name, size, offset = self._names[i], self._sizes[i], self._offsets[i]
+        header = self._headers.get(i if i >= 0 else len(self) + i)
+        info = header if header is not None else TarEntry(name, size, offset, None)
+        return MediaEntry(name[name.index("media/") + 6 :], size, info)
 
 
 @dataclass(slots=True)
@@ -89,7 +158,7 @@ class MemberIndex:
 
     messages: list[tarfile.TarInfo | zipfile.ZipInfo] = field(default_factory=list)
     """Members named ``messages.json`` at the root, of any type (a link is an error)."""
-    media: list[MediaEntry] = field(default_factory=list)
+    media: MediaEntries = field(default_factory=MediaEntries)
     """Media files in archive order."""
     members: int = 0
 
@@ -130,16 +199,15 @@ def _add_member(index: MemberIndex, info: tarfile.TarInfo | zipfile.ZipInfo, reg
     if _root_name(name) == MESSAGES_MEMBER:
         index.messages.append(info)
         return
-    match = MEDIA_NAME.match(name)
-    if match is not None and regular:
-        index.media.append(MediaEntry(match.group(1), _entry_size(info), info))
+    if regular and MEDIA_NAME.match(name) is not None:
+        index.media.add(name, _entry_size(info), info)
 
 
-def _entry_name(info: tarfile.TarInfo | zipfile.ZipInfo) -> str:
+def _entry_name(info: tarfile.TarInfo | TarEntry | zipfile.ZipInfo) -> str:
     return info.filename if isinstance(info, zipfile.ZipInfo) else info.name
 
 
-def _entry_size(info: tarfile.TarInfo | zipfile.ZipInfo) -> int:
+def _entry_size(info: tarfile.TarInfo | TarEntry | zipfile.ZipInfo) -> int:
     return info.file_size if isinstance(info, zipfile.ZipInfo) else info.size
 
 
@@ -151,8 +219,12 @@ def _is_regular(info: tarfile.TarInfo | zipfile.ZipInfo) -> bool:
     return not _zip_is_link(info) if isinstance(info, zipfile.ZipInfo) else info.isfile()
 
 
-def open_tar_entry(f: BinaryIO, info: tarfile.TarInfo, archive: tarfile.TarFile | None = None) -> BinaryIO:
+def open_tar_entry(
+    f: BinaryIO, info: tarfile.TarInfo | TarEntry, archive: tarfile.TarFile | None = None
+) -> BinaryIO:
     """A stream of a member found by the walk, read in place (``archive`` reuses an open tar)."""
+    if isinstance(info, TarEntry):
+        info = info.tarinfo()
     if archive is None:
         f.seek(0)
         archive = tarfile.open(fileobj=f, mode="r:*")  # reads one header, not the whole archive

@@ -51,6 +51,7 @@ from .containers import (
     FileIdentity,
     MediaEntry,
     MemberIndex,
+    TarEntry,
     _entry_name,
     _entry_size,
     _file_key,
@@ -106,7 +107,7 @@ class MediaSource:
     def extent(self, entry: MediaEntry) -> tuple[int, int] | None:
         """(file descriptor, offset) of the entry's bytes, or ``None`` when they must be read through ``open``."""
         info = entry.info
-        if self._fd is None or not isinstance(info, tarfile.TarInfo) or info.issparse():
+        if self._fd is None or not isinstance(info, TarEntry) or info.issparse():
             return None
         return self._fd, info.offset_data
 
