@@ -8,8 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_assets.defs.partitions import partition_key_for, skype_exports
+from etl_assets.defs.partitions import PUBLISHED, partition_key_for, skype_exports
 from etl_assets.defs.resources import PipelineSettings
+from etl_assets.defs.warehouse.assets import table_key
+from etl_assets.etl.schema import EXPORTS
 from etl_assets.defs.exports.sensors import new_export_sensor
 from etl_assets.etl.extract.fingerprint import content_fingerprint
 from etl_assets.samples import generate_export
@@ -121,3 +123,21 @@ def test_many_and_huge_files_at_once_are_taken_in_over_ticks_within_the_read_bud
     assert sorted(requested.values()) == sorted(str(p) for p in inbox.iterdir())
     assert requested[partition_key_for(huge.name, content_fingerprint(huge).digest)] == str(huge)
     assert ticks >= 1 + 31 * 2 // 8  # the first tick only looks; then 4 files a tick
+
+
+def test_an_export_already_published_through_dagster_starts_no_run(tmp_path: Path, small_export) -> None:
+    """``dev`` after ``demo``: the demo's export, already in the inbox and loaded, is not loaded again."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    loaded, fresh = inbox / "8_live_demo_export.tar", inbox / "8_live_other_export.tar"
+    shutil.copy(small_export.path, loaded)
+    fresh.write_bytes(small_export.path.read_bytes() + b"\0" * 1024)
+    assert table_key(EXPORTS) == PUBLISHED  # the table the load materializes last
+    with dg.instance_for_test() as instance:
+        key = partition_key_for(loaded.name, content_fingerprint(loaded).digest)
+        instance.add_dynamic_partitions(skype_exports.name, [key])
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=PUBLISHED, partition=key))
+        second = _tick(instance, inbox, _tick(instance, inbox, None).cursor)
+        assert [r.partition_key.rsplit("-", 1)[0] for r in second.run_requests] == ["8_live_other_export"]
+        assert key not in second.dynamic_partitions_requests[0].partition_keys
+        assert _tick(instance, inbox, second.cursor).run_requests == []

@@ -38,3 +38,13 @@ def partition_key_for(file_name: str, fingerprint: str) -> str:
 def key_id(partition_key: str) -> str:
     """The fingerprint prefix a partition key ends with."""
     return partition_key.rsplit("-", 1)[-1]
+
+
+PUBLISHED = dg.AssetKey(["skype", "exports"])
+"""The asset whose materialization of a partition means that export is published (``skype_tables``)."""
+
+
+def published_partitions(instance: dg.DagsterInstance) -> set[str]:
+    """The export partitions already published through Dagster (a demo, a backfill, an earlier run)."""
+    return instance.get_materialized_partitions(PUBLISHED)
+

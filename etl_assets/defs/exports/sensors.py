@@ -21,7 +21,7 @@ import dagster as dg
 
 from etl_assets.etl.extract.fingerprint import content_fingerprint, read_cost
 
-from ..partitions import EXPORT_SUFFIXES, partition_key_for, skype_exports
+from ..partitions import EXPORT_SUFFIXES, partition_key_for, published_partitions, skype_exports
 from ..resources import PipelineSettings
 from .assets import inbox_export
 
@@ -74,6 +74,7 @@ def new_export_sensor(context: dg.SensorEvaluationContext, pipeline_settings: Pi
     observations: list[dg.AssetObservation] = []
     budget = pipeline_settings.sensor_bytes_per_tick
     spent = deferred = 0
+    published: set[str] | None = None  # asked once per tick, when a new file needs it
     for path in inbox_files(Path(pipeline_settings.inbox_dir)):
         try:
             identity = file_identity(path.stat())
@@ -108,6 +109,11 @@ def new_export_sensor(context: dg.SensorEvaluationContext, pipeline_settings: Pi
             continue
         key = partition_key_for(path.name, seen.digest)
         cursor.requested[seen.digest] = key
+        if published is None:
+            published = published_partitions(context.instance)
+        if key in published:  # loaded already (the demo, a backfill): nothing to run
+            context.log.info(f"{path.name}: already published as partition {key}")
+            continue
         new_keys.append(key)
         run_requests.append(
             dg.RunRequest(
