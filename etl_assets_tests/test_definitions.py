@@ -32,10 +32,15 @@ def test_definitions_load_with_the_expected_graph(tmp_path: Path) -> None:
     assert {"inbox/skype_export", "raw_export", "transformed_export"} <= keys
     assert {f"skype/{t.name}" for t in s.ALL_TABLES} <= keys
     assert graph.get(dg.AssetKey("raw_export")).parent_keys == {dg.AssetKey(["inbox", "skype_export"])}
-    # the load publishes the media copy's outcome as attachment statuses, so it follows the copy
-    assert graph.get(dg.AssetKey(["skype", "messages"])).parent_keys == {
+    # the load publishes the media copy's outcome as attachment statuses; the copy runs beside it, in its step
+    assert graph.get(dg.AssetKey(["skype", "attachments"])).parent_keys == {
         dg.AssetKey("transformed_export"), dg.AssetKey("export_media")
     }
+    assert graph.get(dg.AssetKey(["skype", "messages"])).parent_keys == {dg.AssetKey("transformed_export")}
+    assert graph.get(dg.AssetKey("export_media")).parent_keys == {dg.AssetKey("raw_export")}
+    assert sorted(n.name for n in defs.resolve_job_def("load_skype_export").nodes) == [
+        "raw_export", "skype_tables", "transformed_export"
+    ]
     assert defs.resolve_sensor_def("new_export_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     meta = graph.get(dg.AssetKey(["skype", "messages"])).metadata
     assert [c.name for c in meta["dagster/column_schema"].columns] == [c.name for c in s.MESSAGES.columns]

@@ -170,7 +170,7 @@ def test_the_ui_shows_lineage_partitions_columns_and_phase_statistics(
         "/assets/raw_export?view=partitions": [key],
         "/assets/skype/messages": ["Row count", f"{rows:,}", "content_text", "sender_id"],
         "/assets/transformed_export?view=events": ["transform/messages_per_second", "transform/peak_rss_mb"],
-        "/assets/skype/messages?view=lineage&lineageScope=upstream": ["transformed_export", "export_media"],
+        "/assets/skype/attachments?view=lineage&lineageScope=upstream": ["transformed_export", "export_media"],
     }
     with sync_playwright() as p:
         browser = p.chromium.launch(

@@ -376,6 +376,24 @@ class ETLPipeline:
             final[0] = report.copied
         return stats, report
 
+    def load_with_media(
+        self, raw: RawHandle, transformed: TransformedHandle, *, always_copy: bool = False
+    ) -> tuple[LoadResult, PhaseStats, tuple[PhaseStats, MediaReport] | None]:
+        """The load, with the media copy (when the archive has files, or ``always_copy``) in a thread beside it.
+
+        The load is mostly the database server's work and the copy mostly the kernel's, so they
+        overlap; the publish waits for the copy where it sets the attachments' statuses.
+        """
+        with ThreadPoolExecutor(1, thread_name_prefix="media-copy") as pool:
+            copying = pool.submit(self.copy_media, raw) if raw.media_files or always_copy else None
+            try:
+                loaded, load_stats = self.load(transformed, media=copying)
+            finally:
+                if copying is not None:
+                    copying.cancel()  # a load that failed before the copy started: no copy
+            copied = copying.result() if copying is not None and not copying.cancelled() else None
+        return loaded, load_stats, copied
+
     def _media_outcome(self, sha256: str) -> dict[str, dict[str, str]] | None:
         """The finished media copy's outcome for the load, or ``None`` (statuses stay ``pending``)."""
         report = read_report(self.artifacts_dir, sha256)
@@ -390,17 +408,11 @@ class ETLPipeline:
         raw, extract_stats = self.extract(path)
         transformed, transform_stats = self.transform(raw)
         phases = [extract_stats, transform_stats]
+        loaded, load_stats, copied = self.load_with_media(raw, transformed)
         media = None
-        with ThreadPoolExecutor(1, thread_name_prefix="media-copy") as pool:
-            copying = pool.submit(self.copy_media, raw) if raw.media_files else None
-            try:
-                loaded, load_stats = self.load(transformed, media=copying)
-            finally:
-                if copying is not None:
-                    copying.cancel()  # a load that failed before the copy started: no copy
-            if copying is not None and not copying.cancelled():
-                media_stats, media = copying.result()
-                phases.append(media_stats)
+        if copied is not None:
+            media_stats, media = copied
+            phases.append(media_stats)
         phases.append(load_stats)
         self.record_stats(raw.sha256, phases)
         return ExportResult(raw, transformed, loaded, {p.phase: p for p in phases}, media)

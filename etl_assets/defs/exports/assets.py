@@ -7,7 +7,9 @@ from pydantic import Field
 
 from etl_assets.etl.errors import InvalidExportError, MemoryLimitExceeded
 from etl_assets.etl.extract.fingerprint import content_fingerprint
+from etl_assets.etl.media.copy import MediaReport
 from etl_assets.etl.pipeline import RawHandle, TransformedHandle
+from etl_assets.etl.progress import PhaseStats
 from etl_assets.etl.transform.transformer import TRANSFORM_VERSION
 
 from ..metadata import phase_metadata
@@ -161,30 +163,25 @@ def transformed_export(
     )
 
 
-@dg.asset(
-    partitions_def=skype_exports,
+export_media = dg.AssetSpec(
+    key=dg.AssetKey("export_media"),
+    description="The export's media files copied into ``<artifacts>/media``; attachments name them by docid. "
+    "Copied by the load's step, beside the load (the load publishes the copy's outcome).",
+    deps=[raw_export],
     group_name=EXPORT_GROUP,
-    code_version="1",
-    retry_policy=retry_policy,
+    partitions_def=skype_exports,
     kinds={"file"},
+    code_version="1",
 )
-def export_media(
-    context: dg.AssetExecutionContext,
-    raw_export: RawHandle,
-    pipeline_settings: PipelineSettings,
-    postgres: PostgresResource,
-) -> dg.MaterializeResult:
-    """The export's media files copied into ``<artifacts>/media``; attachments name them by docid."""
-    pipeline = pipeline_settings.pipeline(postgres, context.run.run_id)
-    stats, report = pipeline.copy_media(raw_export)
-    pipeline.record_stats(raw_export.sha256, [stats])
-    return dg.MaterializeResult(
-        metadata={
-            **phase_metadata(stats),
-            "files_in_archive": raw_export.media_files,
-            "files_stored": report.stored,
-            "files_skipped": len(report.skipped),
-            "files_damaged": len(report.damaged),
-            "dagster/uri": str(Path(pipeline_settings.artifacts_dir) / "media"),
-        }
-    )
+
+
+def media_metadata(raw: RawHandle, stats: PhaseStats, report: MediaReport, artifacts_dir: str) -> dict:
+    """The ``export_media`` materialization's metadata: the copy's phase statistics and counts."""
+    return {
+        **phase_metadata(stats),
+        "files_in_archive": raw.media_files,
+        "files_stored": report.stored,
+        "files_skipped": len(report.skipped),
+        "files_damaged": len(report.damaged),
+        "dagster/uri": str(Path(artifacts_dir) / "media"),
+    }

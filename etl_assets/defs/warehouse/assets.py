@@ -5,9 +5,9 @@ from pathlib import Path
 import dagster as dg
 
 from etl_assets.etl import schema as s
-from etl_assets.etl.pipeline import TransformedHandle
+from etl_assets.etl.pipeline import RawHandle, TransformedHandle
 
-from ..exports.assets import export_media, retry_policy, transformed_export
+from ..exports.assets import export_media, media_metadata, raw_export, retry_policy, transformed_export
 from ..metadata import phase_metadata, table_spec_metadata
 from ..partitions import skype_exports
 from ..resources import PipelineSettings, PostgresResource
@@ -27,8 +27,8 @@ def table_key(table: s.Table) -> dg.AssetKey:
         dg.AssetSpec(
             key=table_key(t),
             description=t.doc,
-            # After the media copy: the load publishes its outcome as attachment statuses.
-            deps=[transformed_export, export_media],
+            # attachments: their media statuses are the copy's outcome
+            deps=[transformed_export, *([export_media] if t is s.ATTACHMENTS else [])],
             group_name=WAREHOUSE_GROUP,
             partitions_def=skype_exports,
             metadata=table_spec_metadata(t, WAREHOUSE_SCHEMA_FOR_SPECS),
@@ -36,8 +36,9 @@ def table_key(table: s.Table) -> dg.AssetKey:
             code_version=f"{s.SCHEMA_VERSION}",
         )
         for t in WAREHOUSE_TABLES
-    ],
-    ins={"transformed_export": dg.AssetIn(key=transformed_export.key)},
+    ]
+    + [export_media],
+    ins={"transformed_export": dg.AssetIn(key=transformed_export.key), "raw_export": dg.AssetIn(key=raw_export.key)},
     partitions_def=skype_exports,
     retry_policy=retry_policy,
     name="skype_tables",
@@ -56,14 +57,22 @@ def table_key(table: s.Table) -> dg.AssetKey:
 )
 def skype_tables(
     context: dg.AssetExecutionContext,
+    raw_export: RawHandle,
     transformed_export: TransformedHandle,
     pipeline_settings: PipelineSettings,
     postgres: PostgresResource,
 ):
-    """Publish the export into the warehouse in one transaction; one materialization per table."""
+    """Publish the export into the warehouse in one transaction, one materialization per table,
+    with the media copy (``export_media``) beside it: the load is mostly the server's work."""
     pipeline = pipeline_settings.pipeline(postgres, context.run.run_id)
-    result, stats = pipeline.load(transformed_export)
-    pipeline.record_stats(transformed_export.sha256, [stats])
+    result, stats, copied = pipeline.load_with_media(raw_export, transformed_export, always_copy=True)
+    assert copied is not None
+    media_stats, report = copied
+    pipeline.record_stats(transformed_export.sha256, [media_stats, stats])
+    yield dg.MaterializeResult(
+        asset_key=export_media.key,
+        metadata=media_metadata(raw_export, media_stats, report, pipeline_settings.artifacts_dir),
+    )
     counts = pipeline.warehouse.table_counts()
     shared = {
         **phase_metadata(stats),
