@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 import threading
 import time
@@ -32,6 +31,7 @@ from .private import private_directory, restrict_new_files
 from .load.database import resolve_database_url
 from .load.loader import ExportInfo, Loader, LoadResult
 from .warehouse.queries import Warehouse
+from .phase_progress import CountingCheck, StagedRows, io_counter, new_files
 from .progress import MemoryMonitor, PhaseStats, ProgressTracker
 from .transform.transformer import TRANSFORM_VERSION, Transformer
 
@@ -195,7 +195,7 @@ class ETLPipeline:
         The validating scan also writes the transform's first checkpoint (the
         conversations and each one's message count), so the transform does not repeat it.
         """
-        reads = _io_counter("read_chars")
+        reads = io_counter("read_chars")
         with self.monitor, self.tracker.phase("extract") as stats, self._reporting("extract", None, "B", reads) as final:
             extractor = Extractor(path, max_member_bytes=self.config.max_member_bytes)
             if self.copy_raw:
@@ -238,7 +238,7 @@ class ETLPipeline:
     def transform(self, raw: RawHandle) -> tuple[TransformedHandle, PhaseStats]:
         """Write the Parquet tables, resuming finished chunks, or reuse a complete result."""
         out_dir = self._out_dir(raw.sha256)
-        counted = _CountingCheck(self.monitor.check)
+        counted = CountingCheck(self.monitor.check)
         with self.monitor, self.tracker.phase("transform") as stats, \
                 self._reporting("transform", raw.messages, "msg", lambda: counted.estimate) as final:
             with self._lock(raw.sha256):
@@ -280,7 +280,7 @@ class ETLPipeline:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _transform(self, raw: RawHandle, out_dir: Path, counted: _CountingCheck | None = None) -> TransformedHandle:
+    def _transform(self, raw: RawHandle, out_dir: Path, counted: CountingCheck | None = None) -> TransformedHandle:
         extractor = raw.extractor(self.config.max_member_bytes)
         transformer = self._transformer(raw.sha256, counted)
         if counted is not None:
@@ -321,7 +321,7 @@ class ETLPipeline:
         the attachments' statuses. Without it, the outcome of an earlier copy is read from its report.
         """
         rows = sum(n for table, n in transformed.rows.items())
-        staged = _StagedRows(self.loader, transformed.sha256) if self.progress is not None else None
+        staged = StagedRows(self.loader, transformed.sha256) if self.progress is not None else None
         with self.monitor, self.tracker.phase("load") as stats, \
                 self._reporting("load", rows, "rows", staged or (lambda: 0)) as final:
             result = self.loader.load(
@@ -361,7 +361,7 @@ class ETLPipeline:
         Within the media limits; skipped and damaged files are recorded in the copy's report,
         which the load publishes as attachment statuses.
         """
-        files = _new_files(self.artifacts_dir / "media")
+        files = new_files(self.artifacts_dir / "media")
         with self.monitor, self.tracker.phase("media", cpu_clock=time.thread_time) as stats, \
                 self._reporting("media", raw.media_files, "files", files) as final:
             extractor = raw.extractor(self.config.max_member_bytes)
@@ -418,67 +418,6 @@ class ETLPipeline:
         return ExportResult(raw, transformed, loaded, {p.phase: p for p in phases}, media)
 
 
-class _CountingCheck:
-    """The transform's periodic check, counting its calls to estimate the messages transformed."""
-
-    CHECK_EVERY = 2048
-    """The transformer checks every 2,048 messages of a share (``transform_share``)."""
-
-    def __init__(self, check: Callable[[], None]) -> None:
-        self._check = check
-        self.calls = 0
-        self.scale = 1
-
-    def __call__(self) -> None:
-        self.calls += 1
-        self._check()
-
-    @property
-    def estimate(self) -> int:
-        return self.calls * self.CHECK_EVERY * self.scale
-
-
-class _StagedRows:
-    """Rows of the export staged so far, from the loader's own record of staged parts.
-
-    Only the progress sampler's thread uses its connection. Staging is most of a later
-    load; a first load stages the small tables only and copies the messages inside the
-    publishing transaction, so its bar moves little until the publish commits.
-    """
-
-    def __init__(self, loader: Loader, sha256: str) -> None:
-        self._loader = loader
-        self._tag = sha256[:12] + "%"
-        self._conn = None
-        self._most = 0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> int:
-        import psycopg
-        from psycopg import sql
-
-        with self._lock:
-            if self._conn is None:
-                self._conn = psycopg.connect(self._loader.database_url, autocommit=True,
-                                             application_name="skype-etl progress", connect_timeout=5)
-            query = sql.SQL("SELECT coalesce(sum(rows), 0) FROM {}.staged_parts WHERE tag LIKE %s").format(
-                sql.Identifier(self._loader.staging_schema)
-            )
-            try:
-                rows = int(self._conn.execute(query, (self._tag,)).fetchone()[0])
-            except psycopg.errors.UndefinedTable:
-                rows = 0
-            # the publish deletes the record of staged parts: never report going back
-            self._most = max(self._most, rows)
-            return self._most
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-
 def _hashed_while(hash_file: Callable[[], tuple[str, int]], work: Callable[[], object]) -> tuple[str, int]:
     """``hash_file()`` in a thread while ``work()`` runs here: hashing releases the GIL, so they overlap."""
     with ThreadPoolExecutor(1, thread_name_prefix="sha256") as pool:
@@ -488,35 +427,6 @@ def _hashed_while(hash_file: Callable[[], tuple[str, int]], work: Callable[[], o
         finally:
             result = hashing.result()  # the hash's own error first: it names an unreadable file
     return result
-
-
-def _io_counter(name: str) -> Callable[[], int]:
-    """Bytes this process has read or written (``read_chars``/``write_chars``) since now, where the system counts them."""
-    import psutil
-
-    process = psutil.Process(os.getpid())
-    try:
-        start = getattr(process.io_counters(), name)
-    except (AttributeError, psutil.Error, NotImplementedError):
-        return lambda: 0
-    return lambda: getattr(process.io_counters(), name) - start
-
-
-def _new_files(folder: Path) -> Callable[[], int]:
-    """How many files ``folder`` has gained since now (the media copy's files, counted as they appear).
-
-    Names starting with a dot are the copy's files still being written, not counted.
-    """
-
-    def count() -> int:
-        try:
-            with os.scandir(folder) as entries:
-                return sum(1 for entry in entries if not entry.name.startswith("."))
-        except OSError:
-            return 0
-
-    start = count()
-    return lambda: max(0, count() - start)
 
 
 def read_manifest(directory: str | Path) -> TransformedHandle | None:
