@@ -125,3 +125,23 @@ def test_two_workers_transform_contiguous_ranges(small_export, tmp_path: Path, m
     assert [s.contiguous for s in shares] == [True, True]
     assert shares[0].start.index == 0 and shares[1].start.index == shares[0].end > 0
     assert transform_share is transformer_module.transform_share
+
+
+def test_messages_that_cannot_be_located_cost_a_bounded_number_of_tries(tmp_path: Path, monkeypatch) -> None:
+    """A first field written with escapes is never found: the scan gives up after a few messages per point."""
+    from etl_assets.etl.extract import split
+
+    built = []
+    original = split.SplitFinder.found
+
+    def counting(self, conversation, position, message):
+        built.append(position)
+        return original(self, conversation, position, message)
+
+    monkeypatch.setattr(split.SplitFinder, "found", counting)
+    messages = [{"\u00efd": str(i), **_message(i)} for i in range(6000)]  # first key spelled with an escape
+    path = tmp_path / "messages.json"
+    path.write_text(json.dumps({"conversations": [{"id": "19:room@thread.skype", "MessageList": messages}]}))
+    assert _points(path) == []
+    assert len(built) <= split.SLICES * split.TRIES
+    assert len(built) < len(messages) / 2

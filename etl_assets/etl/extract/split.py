@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 SLICES = 64
 """The scan looks for a point after every 1/64 of the file, so any worker count gets even ranges."""
 
+TRIES = 32
+"""Messages tried per point: past this many uncertain ones (an unusual first field), the next point is looked for."""
+
 RANGE_PREFIX = b'{"conversations":[{"MessageList":['
 """Fed before a range's bytes: its first message then sits where a message list's items do."""
 
@@ -67,6 +70,7 @@ class SplitFinder:
         self._reader = reader
         self._targets = [size * k // SLICES for k in range(1, SLICES)]
         self._next = 0
+        self._tries = 0
         self.points = points
         self.points.clear()  # a scan restarted to repair UTF-8 finds them again
         self.seen = 0
@@ -84,8 +88,12 @@ class SplitFinder:
         chunks = self._reader.stop_recording()
         offset = _locate(chunks, message)
         if offset is None:
-            return  # the next message is tried
-        self.points.append(SplitPoint(self.seen, conversation, position, offset, message_digest(message)))
+            self._tries += 1
+            if self._tries < TRIES:
+                return  # the next message is tried
+        else:
+            self.points.append(SplitPoint(self.seen, conversation, position, offset, message_digest(message)))
+        self._tries = 0
         while self._next < len(self._targets) and self._targets[self._next] <= self._reader.position:
             self._next += 1
 
