@@ -388,11 +388,11 @@ class ETLPipeline:
             copying = pool.submit(self.copy_media, raw) if raw.media_files or always_copy else None
             try:
                 loaded, load_stats = self.load(transformed, media=copying)
-            finally:
+            except BaseException:
                 if copying is not None:
                     copying.cancel()  # a load that failed before the copy started: no copy
-            copied = copying.result() if copying is not None and not copying.cancelled() else None
-        return loaded, load_stats, copied
+                raise
+        return loaded, load_stats, copying.result() if copying is not None else None
 
     def _media_outcome(self, sha256: str) -> dict[str, dict[str, str]] | None:
         """The finished media copy's outcome for the load, or ``None`` (statuses stay ``pending``)."""
