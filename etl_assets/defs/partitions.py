@@ -47,4 +47,3 @@ PUBLISHED = dg.AssetKey(["skype", "exports"])
 def published_partitions(instance: dg.DagsterInstance) -> set[str]:
     """The export partitions already published through Dagster (a demo, a backfill, an earlier run)."""
     return instance.get_materialized_partitions(PUBLISHED)
-

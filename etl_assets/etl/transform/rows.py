@@ -25,6 +25,7 @@ from ..values import (
     to_json,
 )
 from .content import ParsedContent, parse_content
+from .markup.tree import _EDIT_PREFIX
 from .sink import TableSink
 
 
@@ -395,7 +396,6 @@ _PLAIN_KEYS = frozenset(
      "properties", "amsreferences")
 )
 """The fields of a plain text message; one with any other field takes the general path."""
-_EDIT_PREFIX = "Edited previous message: "
 
 
 def _json_type(value: object) -> str:

@@ -65,7 +65,7 @@ class ScanResult:
     part: PartResult
     media: dict[str, str] | None = None
     """Docid -> its file in the artifact store; ``None`` when the archive has no media folder."""
-    splits: list[list[int]] = field(default_factory=list)
+    splits: list[list[int | str]] = field(default_factory=list)
     """Split points (``SplitPoint.to_list``): where the workers' contiguous ranges may begin."""
     messages_bytes: int = 0
     """Size of ``messages.json`` where the split points were found."""
@@ -123,8 +123,12 @@ class MessageShare:
     members: MemberIndex | None = None
     """Where ``messages.json`` is in the archive (media left out): the worker does not walk it again."""
     start: SplitPoint | None = None
+    """Where the contiguous range begins (``None``: the share is round-robin)."""
     next_start: SplitPoint | None = None
-    contiguous: bool = False
+
+    @property
+    def contiguous(self) -> bool:
+        return self.start is not None
 
     @property
     def end(self) -> int | None:
@@ -237,7 +241,7 @@ class Transformer:
             return [MessageShare(**common, index=k) for k in range(workers)]
         return [
             MessageShare(
-                **common, index=k, start=ranges[k], next_start=ranges[k + 1] if k + 1 < workers else None, contiguous=True
+                **common, index=k, start=ranges[k], next_start=ranges[k + 1] if k + 1 < workers else None
             )
             for k in range(workers)
         ]
