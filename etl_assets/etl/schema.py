@@ -291,6 +291,15 @@ ATTACHMENTS = _child(
     indexes=("doc_id",),
 )
 
+MEDIA_FILES_PART = "media_files.parquet"
+"""In a transformed export with media: the archive's media files, from which the load sets
+``attachments.media_path`` (one join in the database instead of a docid map in every worker)."""
+MEDIA_FILE_COLUMNS = (
+    Column("doc_id", "text", "The docid a file belongs to (its name up to the first dot)."),
+    Column("path", "text", "The file, relative to the artifact store."),
+    Column("preference", "bigint", "Per docid the smallest wins: the content file before its preview."),
+)
+
 CALLS = _child(
     "calls",
     "Call events (`Event/Call`) with the call log when present.",

@@ -27,12 +27,15 @@ import logging
 import errno
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import pyarrow as pa
+
 from .. import durable
+from ..schema import MEDIA_FILE_COLUMNS
 from ..extract import ARCHIVE_ERRORS, Extractor, MediaEntry, MediaSource
 from ..faults import crash_point
 from ..pids import process_alive
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 MEDIA_DIR = "media"
 REPORTS_DIR = "media_copies"
 _CHUNK = 1 << 20
+MEDIA_FILES_SCHEMA = pa.schema([pa.field(c.name, c.arrow_type) for c in MEDIA_FILE_COLUMNS])
 
 MIB = 1 << 20
 DEFAULT_MAX_FILE_BYTES = 512 * MIB
@@ -113,23 +117,41 @@ def read_report(artifacts_dir: Path, sha256: str) -> MediaReport | None:
         return None
 
 
-def media_index(extractor: Extractor) -> dict[str, str] | None:
-    """Docid -> the file it will have in the store (``media/<file>``), from member names only.
+def media_file_batches(extractor: Extractor, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+    """The archive's media files as :data:`schema.MEDIA_FILE_COLUMNS` batches, from member names only.
 
-    ``None`` when the archive has no media files (exported without files). For a
-    docid with several files (``.1.`` content, ``.2.`` preview) the ``.1.`` file is named.
+    The load joins them to ``attachments.doc_id`` to set ``media_path``, so no process holds a
+    docid -> file mapping while it builds rows. Per docid the smallest ``preference`` wins: the
+    last ``.1.`` file (the content; ``.2.`` is a preview), else the first file; manifests
+    (``.json``) name no attachment's file.
     """
-    entries = _media_entries(extractor)
-    if not entries:
-        return None
-    index: dict[str, str] = {}
-    for entry in entries:
+    docids: list[str] = []
+    paths: list[str] = []
+    preferences: list[int] = []
+    for ordinal, entry in enumerate(_media_entries(extractor)):
         docid, _, rest = entry.file_name.partition(".")
         if rest == "json" or rest.endswith(".json"):
             continue
-        if docid not in index or rest.startswith("1."):
-            index[docid] = f"{MEDIA_DIR}/{entry.file_name}"
-    return index
+        docids.append(docid)
+        paths.append(f"{MEDIA_DIR}/{entry.file_name}")
+        preferences.append(-1 - ordinal if rest.startswith("1.") else ordinal)
+        if len(docids) == batch_rows:
+            yield _media_batch(docids, paths, preferences)
+            docids, paths, preferences = [], [], []
+    if docids:
+        yield _media_batch(docids, paths, preferences)
+
+
+def _media_batch(docids: list[str], paths: list[str], preferences: list[int]) -> pa.RecordBatch:
+    return pa.record_batch(
+        [pa.array(docids, pa.string()), pa.array(paths, pa.string()), pa.array(preferences, pa.int64())],
+        schema=MEDIA_FILES_SCHEMA,
+    )
+
+
+def has_media(extractor: Extractor) -> bool:
+    """Whether the archive has media files (an export made with its files)."""
+    return bool(_media_entries(extractor))
 
 
 def count_media(extractor: Extractor) -> int:

@@ -44,7 +44,7 @@ class RowWriter:
         self.sinks = sinks
         self.sha = export_sha256
         self.owner_id: str | None = None
-        self.media: dict[str, str] | None = None
+        self.has_media = False
         self.people: dict[str, str | None] = {}
         self.memberships: dict[tuple[str, str], tuple[str | None, str]] = {}
 
@@ -247,16 +247,13 @@ class RowWriter:
             sinks["links"].add((*key, i, link.url, link.text, version))
         album_id = _text(props.get("albumId"))
         for i, a in enumerate(parsed.attachments):
-            media_path = media_status = None
-            if self.media is not None and a.doc_id:
-                media_path = self.media.get(a.doc_id)
-                # "pending" until the media copy's outcome is published with the export (loader)
-                media_status = "pending" if media_path else "missing"
+            # "pending": the load finds the docid's file (or marks it "missing") and publishes the copy's outcome
+            media_status = "pending" if self.has_media and a.doc_id else None
             sinks["attachments"].add(
                 (
                     *key, i, a.kind, a.uri_type, a.original_name, a.size_bytes, a.width, a.height,
                     a.duration_seconds, a.doc_id, a.uri, a.thumbnail_uri, album_id, _json_column(a.extra),
-                    media_path, media_status, None, version,
+                    None, media_status, None, version,
                 )
             )
         if parsed.call is not None or "callLog" in props or "call-log" in props:

@@ -26,16 +26,19 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from .. import durable, schema
 from ..config import ETLConfig, load_config
 from ..extract import ConversationRecord, Extractor, MemberIndex, MessageRecord, SplitPoint
 from ..faults import crash_point
-from ..media.copy import media_index
+from ..heap import release_free_memory
+from ..media.copy import MEDIA_FILES_SCHEMA, has_media, media_file_batches
 from ..values import normalize_person_id
 from .rows import RowWriter
 from .sink import TableSink
 
-TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.9"
+TRANSFORM_VERSION = f"{schema.SCHEMA_VERSION}.10"
 """Changes whenever the transformation's output would change; part of the cache key."""
 
 log = logging.getLogger(__name__)
@@ -63,8 +66,8 @@ class ScanResult:
     counts: list[int]
     workers: int
     part: PartResult
-    media: dict[str, str] | None = None
-    """Docid -> its file in the artifact store; ``None`` when the archive has no media folder."""
+    media: bool = False
+    """Whether the archive has media files (listed in :data:`schema.MEDIA_FILES_PART`)."""
     splits: list[list[int | str]] = field(default_factory=list)
     """Split points (``SplitPoint.to_list``): where the workers' contiguous ranges may begin."""
     messages_bytes: int = 0
@@ -119,7 +122,8 @@ class MessageShare:
     index: int
     workers: int
     config: ETLConfig
-    media: dict[str, str] | None
+    media: bool
+    """Whether the archive has media files: an attachment with a docid is then ``pending``."""
     members: MemberIndex | None = None
     """Where ``messages.json`` is in the archive (media left out): the worker does not walk it again."""
     start: SplitPoint | None = None
@@ -185,10 +189,11 @@ class Transformer:
                 export_date = record.export_date
                 writer.owner_id = user_id
         crash_point("transform.scanned")
+        release_free_memory()  # the scan's parse buffers, before the workers start beside this process
         writer.flush_people()
         part = PartResult(rows=_close_sinks(sinks))
         workers = max(1, min(self.config.workers, sum(counts) // self.min_messages_per_worker))
-        media = media_index(extractor)
+        media = _write_media_files(extractor, self.work_dir)
         size = (extractor.messages_size() or 0) if splits else 0
         result = ScanResult(user_id, export_date, counts, workers, part, media, [p.to_list() for p in splits], size)
         _write_marker(self.work_dir, "conversations", asdict(result))
@@ -348,7 +353,7 @@ class _Chunk:
         self.sinks = _open_sinks(work_dir, self.name, share.config.batch_size)
         self.writer = RowWriter(self.sinks, share.export_sha256)
         self.writer.owner_id = share.owner_id
-        self.writer.media = share.media
+        self.writer.has_media = share.media
         self.part = PartResult()
         self.by_type: Counter = Counter()
 
@@ -364,6 +369,7 @@ class _Chunk:
         crash_point("transform.chunk_written")
         _write_marker(self.work_dir, self.name, asdict(self.part))
         crash_point("transform.chunk_marked")
+        release_free_memory()
         return self.part
 
 
@@ -381,6 +387,19 @@ def _open_sinks(work_dir: Path, part: str, batch_size: int) -> dict[str, TableSi
 
 def _close_sinks(sinks: dict[str, TableSink]) -> dict[str, int]:
     return {name: sink.close() for name, sink in sinks.items()}
+
+
+def _write_media_files(extractor: Extractor, work_dir: Path) -> bool:
+    """List the archive's media files in the transformed export; whether it has any."""
+    if not has_media(extractor):
+        return False
+    path = work_dir / schema.MEDIA_FILES_PART
+    with pq.ParquetWriter(path, MEDIA_FILES_SCHEMA) as writer:
+        for batch in media_file_batches(extractor):
+            writer.write_batch(batch)
+    durable.sync_files([path])
+    extractor.members().media.spill()  # not read again before the media copy, after the transform
+    return True
 
 
 def _write_marker(work_dir: Path, part: str, content: dict) -> None:
