@@ -42,6 +42,8 @@ def table_key(table: s.Table) -> dg.AssetKey:
     partitions_def=skype_exports,
     retry_policy=retry_policy,
     name="skype_tables",
+    # one pool for every run's publishing step: a deployment limits how many load the warehouse at once
+    pool="skype_warehouse",
     check_specs=[
         dg.AssetCheckSpec(
             "export_fully_published",
