@@ -93,7 +93,7 @@ def _checked_database_url(url: str | None) -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True)
 @click.option("--database-url", help="PostgreSQL URL (default: ETL_DATABASE_URL, else the embedded server).")
 @click.option("--schema", help="Warehouse schema (default: ETL_SCHEMA, else skype).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
@@ -102,7 +102,7 @@ def _checked_database_url(url: str | None) -> None:
 @click.option("--workers", type=int, default=None, help="Processes that transform messages (default: cores, at most 4).")
 @_one_line_errors
 def load(
-    paths: tuple[Path, ...],
+    paths: tuple[str, ...],
     database_url: str | None,
     schema: str | None,
     as_json: bool,
@@ -110,7 +110,7 @@ def load(
     memory_limit_mb: int | None,
     workers: int | None,
 ) -> None:
-    """Load one or more export files (.tar, .tar.gz, .zip or messages.json)."""
+    """Load one or more export files (.tar, .tar.gz, .zip or messages.json): paths, or URLs of objects (s3://...)."""
     from etl_assets.etl.pipeline import ETLPipeline
 
     config = _config(database_url=database_url, schema_name=schema, batch_size=batch_size,

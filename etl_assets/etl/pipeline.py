@@ -202,7 +202,7 @@ class ETLPipeline:
                 stored, sha, size = extractor.copy_to(self.artifacts_dir / "raw")
                 extractor = Extractor(stored, name=str(path), max_member_bytes=self.config.max_member_bytes)
             else:
-                stored = Path(path)
+                stored = extractor.path  # the user's file (or object) in place
                 sha, size = _hashed_while(extractor.sha256, extractor.members)
             crash_point("extract.hashed")
             with self._lock(sha):

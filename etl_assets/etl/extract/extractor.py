@@ -62,6 +62,7 @@ from .containers import (
     open_zip_entry,
     sniff_container,
 )
+from .remote import is_remote, location, open_remote, remote_identity
 from .records import (
     MESSAGES_MEMBER,
     ConversationRecord,
@@ -140,7 +141,7 @@ class Extractor:
         """``members``: the archive's index as another process walked it (a transform worker reading
         ``messages.json`` only), so this one does not walk the headers again."""
         if isinstance(source, (str, Path)):
-            self.path: Path | None = Path(source)
+            self.path: Path | None = location(source)
             self.name = name or str(source)
             self._fileobj: BinaryIO | None = None
         else:
@@ -163,13 +164,19 @@ class Extractor:
             return
         assert self.path is not None
         try:
-            f = open(self.path, "rb")
+            f = open_remote(self.path) if is_remote(self.path) else open(self.path, "rb")
         except FileNotFoundError:
             raise InvalidExportError(self.name, "file not found") from None
         except IsADirectoryError:
             raise InvalidExportError(self.name, "is a directory, not an export file") from None
+        except PermissionError:
+            raise InvalidExportError(self.name, "permission denied (check the credentials and the permissions)") from None
         except OSError as e:
-            raise InvalidExportError(self.name, f"cannot be read ({e.strerror})") from None
+            raise InvalidExportError(self.name, f"cannot be read ({e.strerror or e})") from None
+        except Exception as e:  # noqa: BLE001 - a remote store's client: an unreachable endpoint, bad settings
+            if not is_remote(self.path):
+                raise
+            raise InvalidExportError(self.name, f"cannot be reached ({type(e).__name__}: {e})") from None
         with f:
             self._same_file(f)
             yield f
@@ -182,7 +189,13 @@ class Extractor:
         rewritten in between (a download finishing, a sync client) would otherwise record
         one export's hash with another's messages.
         """
-        now = file_identity(os.fstat(f.fileno()))
+        if self.path is not None and is_remote(self.path):
+            try:
+                now: tuple[int, ...] | None = remote_identity(self.path)
+            except FileNotFoundError:
+                now = None  # deleted since: changed
+        else:
+            now = file_identity(os.fstat(f.fileno()))
         if self.identity is None:
             self.identity = now
         elif now != self.identity:
@@ -246,7 +259,7 @@ class Extractor:
         the scan, the transform, the media index and the media copy walk it once.
         """
         if self._index is None:
-            key = _file_key(self.path) if self.path is not None else None
+            key = _file_key(self.path) if self.path is not None and not is_remote(self.path) else None
             self._index = _INDEX_CACHE.get(key) if key is not None else None
             if self._index is None:
                 with self._open_source() as f:
