@@ -48,6 +48,11 @@ def _client(env: dict[str, str]):
     )
 
 
+def _accepts(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _files_at_least(root: Path, size: int) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and p.stat().st_size >= size]
 
@@ -123,4 +128,38 @@ def test_an_unreachable_endpoint_exits_2_naming_the_url_without_the_secret(
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and url in lines[0] and "cannot be reached" in lines[0], lines
+    assert SECRET not in done.stderr + done.stdout
+
+
+def test_refused_credentials_exit_2_naming_the_url_without_the_secret(
+    s3: dict[str, str], database_url: str, schema: str, tmp_path: Path
+) -> None:
+    """A second server that checks credentials (moto's own switch), which knows no key at all."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _accepts(port):
+            assert server.poll() is None and time.monotonic() < deadline, "the S3 server did not start"
+            time.sleep(0.2)
+        url = "s3://archive/inbox/alice.tar"
+        done = run_cli("load", url, "--database-url", database_url, "--schema", schema, home=tmp_path / "home",
+                       env={**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and url in lines[0] and "permission denied" in lines[0], lines
     assert SECRET not in done.stderr + done.stdout
