@@ -11,13 +11,14 @@ from etl_assets.defs.partitions import partition_key_for, skype_exports
 from etl_assets.etl.errors import InvalidExportError
 from etl_assets.etl.extract.fingerprint import content_fingerprint
 from etl_assets.etl.config import ETLConfig
+from etl_assets.etl.locations import location
 
 
 def materialize_export(
     config: ETLConfig, instance: dg.DagsterInstance, path: str | Path, *, quiet: bool = False
 ) -> tuple[str, dg.ExecuteInProcessResult]:
     """Add the export's partition and run ``load_skype_export`` for it; returns the key and result."""
-    path = Path(path)
+    path = location(path)
     try:
         fingerprint = content_fingerprint(path).digest
     except OSError as e:

@@ -163,3 +163,94 @@ def test_refused_credentials_exit_2_naming_the_url_without_the_secret(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and url in lines[0] and "permission denied" in lines[0], lines
     assert SECRET not in done.stderr + done.stdout
+
+
+@pytest.fixture
+def s3_here(s3: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The S3 settings in this process too (the sensor and in-process runs read objects here)."""
+    import s3fs
+
+    for name, value in s3.items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield s3
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def _tick(instance, inbox: str, artifacts: Path, cursor: str | None):
+    import dagster as dg
+
+    from etl_assets.defs.exports.sensors import new_export_sensor
+    from etl_assets.defs.resources import PipelineSettings
+
+    settings = PipelineSettings(artifacts=str(artifacts), inbox=inbox)
+    result = new_export_sensor(
+        dg.build_sensor_context(instance=instance, cursor=cursor, resources={"pipeline_settings": settings})
+    )
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def test_the_sensor_on_a_bucket_prefix_starts_one_run_per_complete_new_content(
+    s3_here: dict[str, str], small_export, tmp_path: Path
+) -> None:
+    import dagster as dg
+
+    from etl_assets.samples import generate_export
+
+    client = _client(s3_here)
+    client.create_bucket(Bucket="uploads")
+    inbox, artifacts = "s3://uploads/inbox", tmp_path / "artifacts"
+    with dg.instance_for_test() as instance:
+        # an upload in progress (a multipart upload not completed) is not an object yet
+        started = client.create_multipart_upload(Bucket="uploads", Key="inbox/bob.tar")
+        client.upload_part(Bucket="uploads", Key="inbox/bob.tar", UploadId=started["UploadId"], PartNumber=1,
+                           Body=small_export.path.read_bytes()[: 1 << 20])
+        cursor = None
+        for _ in range(2):
+            tick = _tick(instance, inbox, artifacts, cursor)
+            assert tick.run_requests == [] and tick.dynamic_partitions_requests == []
+            cursor = tick.cursor
+
+        client.upload_file(str(small_export.path), "uploads", "inbox/alice.tar")
+        client.put_object(Bucket="uploads", Key="inbox/notes.txt", Body=b"not an export")
+        first = _tick(instance, inbox, artifacts, cursor)
+        assert first.run_requests == []  # seen once
+        second = _tick(instance, inbox, artifacts, first.cursor)
+        assert len(second.run_requests) == 1
+        request = second.run_requests[0]
+        assert request.run_config["ops"]["raw_export"]["config"]["path"] == "s3://uploads/inbox/alice.tar"
+        assert list(second.dynamic_partitions_requests[0].partition_keys) == [request.partition_key]
+        third = _tick(instance, inbox, artifacts, second.cursor)
+        assert third.run_requests == []  # the same object again: nothing
+
+        other = generate_export(tmp_path / "other.tar", messages=300, seed=99)
+        client.upload_file(str(other.path), "uploads", "inbox/alice.tar")  # changed content, same name
+        changed = _tick(instance, inbox, artifacts, third.cursor)
+        changed = _tick(instance, inbox, artifacts, changed.cursor) if not changed.run_requests else changed
+        assert len(changed.run_requests) == 1
+        assert changed.run_requests[0].partition_key != request.partition_key
+
+
+@pytest.mark.parametrize("raw_copy", [True, False])
+def test_a_dagster_run_loads_an_export_from_a_bucket(
+    s3_here: dict[str, str], database_url: str, schema: str, small_export, tmp_path: Path, raw_copy: bool
+) -> None:
+    import dagster as dg
+
+    from etl_assets.materialize import materialize_export
+    from etl_assets_tests.helpers import config_for_test
+
+    client = _client(s3_here)
+    client.create_bucket(Bucket="runs")
+    client.upload_file(str(small_export.path), "runs", "inbox/alice.tar")
+    config = config_for_test(tmp_path, database_url, schema, inbox="s3://runs/inbox", raw_copy=raw_copy)
+    with dg.instance_for_test() as instance:
+        _, result = materialize_export(config, instance, "s3://runs/inbox/alice.tar")
+    assert result.success
+    with psycopg.connect(database_url) as conn:
+        messages = conn.execute(sql.SQL("SELECT count(*) FROM {}.messages").format(sql.Identifier(schema))).fetchone()[0]
+    assert messages == small_export.messages
+    large = _files_at_least(tmp_path / "home", small_export.path.stat().st_size)
+    # the raw store keeps its one content-addressed copy; without it nothing as large is written
+    assert [p.parent.name for p in large] == (["raw"] if raw_copy else [])

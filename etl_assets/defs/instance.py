@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 
 from etl_assets.etl.config import ETLConfig
+from etl_assets.etl.locations import is_remote
 from etl_assets.etl.load.database import resolve_database_url, sqlalchemy_url
 
 INSTANCE_SCHEMA = "dagster"
@@ -70,7 +71,8 @@ def ensure_instance(config: ETLConfig) -> dict[str, str]:
     if not yaml_file.exists() or yaml_file.read_text() != DAGSTER_YAML:
         yaml_file.write_text(DAGSTER_YAML)
     for folder in (config.inbox_dir, config.artifacts_dir):
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        if not is_remote(folder):  # a bucket prefix needs no folder
+            Path(folder).mkdir(parents=True, exist_ok=True)
     return {
         "DAGSTER_HOME": str(home),
         "DAGSTER_POSTGRES_URL": instance_url(database_url),

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidSettingError
 from .identifiers import check_schema_name
+from .locations import is_url, location
 
 def default_workers() -> int:
     """One transform process per core, up to four (the load is one PostgreSQL backend anyway)."""
@@ -39,7 +40,7 @@ class PipelineOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     home: str = Field(default=".etl_home", description="embedded PostgreSQL, Dagster instance, artifacts, inbox")
-    inbox: str | None = Field(default=None, description="folder watched by `new_export_sensor`", json_schema_extra=_shown("$ETL_HOME/inbox"))
+    inbox: str | None = Field(default=None, description="folder (or bucket prefix: `s3://bucket/inbox`) watched by `new_export_sensor`", json_schema_extra=_shown("$ETL_HOME/inbox"))
     artifacts: str | None = Field(default=None, description="raw copies (`raw/<sha256>.<ext>`), Parquet (`transformed/<sha256>/<version>/`), media", json_schema_extra=_shown("$ETL_HOME/artifacts"))
     handles_url: str | None = Field(default=None, description="where the IO manager keeps handles: a path or an fsspec URL", json_schema_extra=_shown("$ETL_ARTIFACTS/handles"))
     batch_size: int = Field(default=2000, gt=0, description="rows per Parquet row group; small groups keep memory flat at any export size")
@@ -68,7 +69,8 @@ class PipelineOptions(BaseModel):
         artifacts = Path(str(data.get("artifacts") or home / "artifacts")).expanduser().absolute()
         data["home"] = str(home)
         data["artifacts"] = str(artifacts)
-        data["inbox"] = str(Path(str(data.get("inbox") or home / "inbox")).expanduser().absolute())
+        inbox = str(data.get("inbox") or home / "inbox")
+        data["inbox"] = inbox if is_url(inbox) else str(Path(inbox).expanduser().absolute())
         data.setdefault("handles_url", str(artifacts / "handles"))
         return data
 
@@ -78,7 +80,8 @@ class PipelineOptions(BaseModel):
 
     @property
     def inbox_dir(self) -> Path:
-        return Path(self.inbox or Path(self.home) / "inbox")
+        """A local folder, or a ``UPath`` for a bucket prefix (``s3://bucket/inbox``)."""
+        return location(self.inbox or str(Path(self.home) / "inbox"))
 
     @property
     def artifacts_dir(self) -> Path:

@@ -7,14 +7,16 @@ from pydantic import Field
 
 from etl_assets.etl.errors import InvalidExportError, MemoryLimitExceeded
 from etl_assets.etl.extract.fingerprint import content_fingerprint
+from etl_assets.etl.locations import location
 from etl_assets.etl.media.copy import MediaReport
 from etl_assets.etl.pipeline import RawHandle, TransformedHandle
 from etl_assets.etl.progress import PhaseStats
 from etl_assets.etl.transform.transformer import TRANSFORM_VERSION
 
 from ..metadata import phase_metadata
-from ..partitions import EXPORT_SUFFIXES, export_stem, key_id, skype_exports
+from ..partitions import export_stem, key_id, skype_exports
 from ..resources import PipelineSettings, PostgresResource
+from .inbox import inbox_files
 
 EXPORT_GROUP = "export"
 
@@ -39,11 +41,8 @@ def locate_export(partition_key: str, settings: PipelineSettings) -> Path:
     """Find the file of a partition by name and fingerprint: in the inbox, else in the raw store."""
     wanted = key_id(partition_key)
     stem = partition_key[: -len(wanted) - 1]
-    inbox = Path(settings.inbox_dir)
-    candidates = [
-        p for p in (sorted(inbox.iterdir()) if inbox.is_dir() else [])
-        if p.is_file() and p.name.lower().endswith(EXPORT_SUFFIXES) and export_stem(p.name) == stem
-    ]
+    inbox = settings.inbox_dir
+    candidates = [p for p, _ in inbox_files(inbox) if export_stem(p.name) == stem]
     candidates += sorted(p for p in (Path(settings.artifacts_dir) / "raw").glob("*.*") if not p.name.startswith("."))
     for candidate in candidates:
         try:
@@ -103,7 +102,7 @@ def raw_export(
     Its sha256 comes from the read that copies it; the copy must have the fingerprint
     the partition key was made from.
     """
-    path = Path(config.path) if config.path else locate_export(context.partition_key, pipeline_settings)
+    path = location(config.path) if config.path else locate_export(context.partition_key, pipeline_settings)
     pipeline = pipeline_settings.pipeline(postgres, context.run.run_id)
     try:
         raw, stats = pipeline.extract(path, file_name=path.name)

@@ -13,17 +13,16 @@ the file.
 
 
 import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import dagster as dg
 
 from etl_assets.etl.extract.fingerprint import content_fingerprint, read_cost
 
-from ..partitions import EXPORT_SUFFIXES, partition_key_for, published_partitions, skype_exports
+from ..partitions import partition_key_for, published_partitions, skype_exports
 from ..resources import PipelineSettings
 from .assets import inbox_export
+from .inbox import identity_now, inbox_files
 
 
 @dataclass
@@ -47,19 +46,6 @@ class InboxCursor:
         return json.dumps({"pending": self.pending, "requested": self.requested}, sort_keys=True)
 
 
-def inbox_files(inbox: Path) -> list[Path]:
-    if not inbox.is_dir():
-        return []
-    return sorted(
-        p for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(EXPORT_SUFFIXES)
-    )
-
-
-def file_identity(stat: os.stat_result) -> list[int]:
-    """What must stay the same between two ticks for a file to count as complete."""
-    return [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev]
-
-
 @dg.sensor(
     job_name="load_skype_export",
     minimum_interval_seconds=15,
@@ -75,11 +61,7 @@ def new_export_sensor(context: dg.SensorEvaluationContext, pipeline_settings: Pi
     budget = pipeline_settings.sensor_bytes_per_tick
     spent = deferred = 0
     published: set[str] | None = None  # asked once per tick, when a new file needs it
-    for path in inbox_files(Path(pipeline_settings.inbox_dir)):
-        try:
-            identity = file_identity(path.stat())
-        except FileNotFoundError:
-            continue
+    for path, identity in inbox_files(pipeline_settings.inbox_dir):
         before = cursor.pending.get(str(path))
         if before is None or before.get("stat") != identity:
             next_pending[str(path)] = {"stat": identity}  # new or still changing: look again next tick
@@ -93,7 +75,9 @@ def new_export_sensor(context: dg.SensorEvaluationContext, pipeline_settings: Pi
             continue
         try:
             seen = content_fingerprint(path)
-            after = file_identity(path.stat())
+            after = identity_now(path)
+        except FileNotFoundError:
+            continue  # removed since the listing
         except OSError as e:
             context.log.warning(f"skipping {path.name} for now: cannot be read ({e.strerror})")
             continue

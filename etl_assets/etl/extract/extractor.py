@@ -40,6 +40,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from upath import UPath
+
 from .. import durable
 from ..errors import InvalidExportError
 
@@ -62,7 +64,8 @@ from .containers import (
     open_zip_entry,
     sniff_container,
 )
-from .remote import is_remote, location, open_remote, remote_identity
+from ..locations import is_remote, location
+from .remote import open_remote, remote_identity
 from .records import (
     MESSAGES_MEMBER,
     ConversationRecord,
@@ -140,7 +143,7 @@ class Extractor:
     ) -> None:
         """``members``: the archive's index as another process walked it (a transform worker reading
         ``messages.json`` only), so this one does not walk the headers again."""
-        if isinstance(source, (str, Path)):
+        if isinstance(source, (str, Path, UPath)):
             self.path: Path | None = location(source)
             self.name = name or str(source)
             self._fileobj: BinaryIO | None = None

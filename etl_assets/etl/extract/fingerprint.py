@@ -16,7 +16,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..locations import location
 from .containers import sniff_container
+from .remote import open_binary
 
 SAMPLE_BYTES = 1 << 20
 _HEAD_FOR_SNIFF = 512
@@ -38,9 +40,9 @@ def read_cost(size: int) -> int:
 
 
 def content_fingerprint(path: str | Path) -> Fingerprint:
-    """Fingerprint ``path``; raises ``OSError`` if it cannot be read."""
+    """Fingerprint ``path`` (a path or an object's URL); raises ``OSError`` if it cannot be read."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_binary(location(path)) as f:
         size = f.seek(0, 2)
         digest.update(f"{size}\n".encode())
         f.seek(0)
