@@ -8,7 +8,12 @@ standard ``AWS_*`` variables, as it would for AWS or MinIO.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +53,25 @@ def _client(env: dict[str, str]):
     )
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _moto_process(port: int, **env: str) -> subprocess.Popen:
+    """An S3 server of its own in another process (one a test can stop, as an outage would)."""
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not _accepts(port):
+        assert server.poll() is None and time.monotonic() < deadline, "the S3 server did not start"
+        time.sleep(0.2)
+    return server
+
+
 def _accepts(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -70,8 +94,6 @@ def test_an_export_in_a_bucket_loads_in_place_with_its_media(
         home=home, env=s3,
     )
     assert done.returncode == 0, done.stderr
-    import json
-
     export = json.loads(done.stdout)["exports"][0]
     assert export["sha256"] == hashlib.sha256(small_export.path.read_bytes()).hexdigest()
     assert export["messages"] == small_export.messages
@@ -118,10 +140,7 @@ def test_a_missing_object_exits_2_with_one_line_naming_the_url(
 def test_an_unreachable_endpoint_exits_2_naming_the_url_without_the_secret(
     s3: dict[str, str], database_url: str, schema: str, tmp_path: Path
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    env = {**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}", "AWS_MAX_ATTEMPTS": "2"}
+    env = {**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}", "AWS_MAX_ATTEMPTS": "2"}
     url = "s3://archive/inbox/alice.tar"
     done = run_cli("load", url, "--database-url", database_url, "--schema", schema, home=tmp_path / "home",
                    env=env, timeout=300)
@@ -135,24 +154,9 @@ def test_refused_credentials_exit_2_naming_the_url_without_the_secret(
     s3: dict[str, str], database_url: str, schema: str, tmp_path: Path
 ) -> None:
     """A second server that checks credentials (moto's own switch), which knows no key at all."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    port = _free_port()
+    server = _moto_process(port, INITIAL_NO_AUTH_ACTION_COUNT="0")
     try:
-        deadline = time.monotonic() + 30
-        while not _accepts(port):
-            assert server.poll() is None and time.monotonic() < deadline, "the S3 server did not start"
-            time.sleep(0.2)
         url = "s3://archive/inbox/alice.tar"
         done = run_cli("load", url, "--database-url", database_url, "--schema", schema, home=tmp_path / "home",
                        env={**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"})
@@ -254,3 +258,70 @@ def test_a_dagster_run_loads_an_export_from_a_bucket(
     large = _files_at_least(tmp_path / "home", small_export.path.stat().st_size)
     # the raw store keeps its one content-addressed copy; without it nothing as large is written
     assert [p.parent.name for p in large] == (["raw"] if raw_copy else [])
+
+
+def test_an_outage_in_the_middle_of_a_load_fails_it_cleanly_and_the_rerun_ends_equal_to_a_clean_load(
+    s3: dict[str, str], database_url: str, schema: str, tmp_path: Path
+) -> None:
+    from etl_assets.samples import generate_export
+    from etl_assets_tests.conftest import table_checksums
+    from etl_assets_tests.helpers import drop_schema
+
+    export = generate_export(tmp_path / "download.tar", messages=3000, seed=31)
+    port = _free_port()
+    env = {**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_MAX_ATTEMPTS": "2"}
+
+    def bucket_with_the_export() -> None:
+        client = _client(env)
+        client.create_bucket(Bucket="archive")
+        client.put_object(Bucket="archive", Key="download.tar", Body=export.path.read_bytes())
+
+    url = "s3://archive/download.tar"
+    home = tmp_path / "home"
+    args = ["load", url, "--database-url", database_url, "--schema", schema, "--json"]
+    server = _moto_process(port)
+    try:
+        bucket_with_the_export()
+        full_env = {**os.environ, **env, "ETL_HOME": str(home), "ETL_PAUSE_AT": "transform.scan_marked:5",
+                    "ETL_WORKERS": "2"}
+        full_env.pop("ETL_DATABASE_URL", None)
+        proc = subprocess.Popen([sys.executable, "-m", "etl_assets.cli", *args], env=full_env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not list(home.glob("artifacts/transformed/*/*.partial/_parts/conversations.json")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+            time.sleep(0.1)
+    finally:
+        server.terminate()  # the outage: the store goes away while the load is paused after its scan
+        server.wait(timeout=30)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and url in lines[0], lines
+    with psycopg.connect(database_url) as conn:
+        published = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = 'exports'", (schema,)
+        ).fetchone()[0]
+        if published:
+            assert conn.execute(sql.SQL("SELECT count(*) FROM {}.exports").format(sql.Identifier(schema))).fetchone()[0] == 0
+
+    server = _moto_process(port)  # back (empty: the same bytes are put again)
+    try:
+        bucket_with_the_export()
+        again = run_cli(*args, home=home, env=env)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert again.returncode == 0, again.stderr
+    reloaded = json.loads(again.stdout)["exports"][0]
+    assert reloaded["messages"] == export.messages
+    assert reloaded["resumed"]["transform_parts"] >= 1  # the scan done before the outage is kept
+
+    clean = f"{schema}_c"
+    try:
+        done = run_cli("load", str(export.path), "--database-url", database_url, "--schema", clean,
+                       home=tmp_path / "clean_home")
+        assert done.returncode == 0, done.stderr
+        assert table_checksums(database_url, schema) == table_checksums(database_url, clean)
+    finally:
+        drop_schema(database_url, clean)
