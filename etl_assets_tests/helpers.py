@@ -36,6 +36,16 @@ def drop_schema(database_url: str, schema: str) -> None:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
+def published_exports(database_url: str, schema: str) -> int:
+    """How many exports the warehouse ``schema`` records as published (0 before its first load)."""
+    with psycopg.connect(database_url) as conn:
+        if conn.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = 'exports'", (schema,)
+        ).fetchone() is None:
+            return 0
+        return conn.execute(sql.SQL("SELECT count(*) FROM {}.exports").format(sql.Identifier(schema))).fetchone()[0]
+
+
 def pipeline_config(database_url: str, artifacts: Path, schema: str, **options: object) -> ETLConfig:
     """The configuration of an in-process ``ETLPipeline``: one transform process unless a test asks for more."""
     return ETLConfig(database_url=database_url, artifacts=str(artifacts), schema_name=schema,

@@ -17,7 +17,7 @@ from psycopg import sql
 from etl_assets.samples import generate_export
 
 from etl_assets_tests.conftest import table_checksums
-from etl_assets_tests.helpers import run_cli
+from etl_assets_tests.helpers import published_exports, run_cli
 
 
 def _distinct_pairs(path: Path) -> int:
@@ -120,12 +120,7 @@ def test_a_file_changed_after_it_was_hashed_is_not_loaded_and_the_real_file_load
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 2, err
     assert len(err.strip().splitlines()) == 1 and str(path) in err and "changed while it was being loaded" in err
-    with psycopg.connect(database_url) as conn:
-        published = conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = 'exports'", (schema,)
-        ).fetchone()[0]
-        if published:
-            assert conn.execute(sql.SQL("SELECT count(*) FROM {}.exports").format(sql.Identifier(schema))).fetchone()[0] == 0
+    assert published_exports(database_url, schema) == 0
 
     again = run_cli(*args, home=home)
     assert again.returncode == 0, again.stderr

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from etl_assets_tests.helpers import run_cli
+from etl_assets_tests.helpers import published_exports, run_cli
 
 SECRET = "s3-test-secret-key"
 
@@ -298,12 +298,7 @@ def test_an_outage_in_the_middle_of_a_load_fails_it_cleanly_and_the_rerun_ends_e
     assert proc.returncode != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1 and url in lines[0], lines
-    with psycopg.connect(database_url) as conn:
-        published = conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = 'exports'", (schema,)
-        ).fetchone()[0]
-        if published:
-            assert conn.execute(sql.SQL("SELECT count(*) FROM {}.exports").format(sql.Identifier(schema))).fetchone()[0] == 0
+    assert published_exports(database_url, schema) == 0
 
     server = _moto_process(port)  # back (empty: the same bytes are put again)
     try:

@@ -13,10 +13,17 @@ import time
 import zipfile
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator, Protocol
 
-if TYPE_CHECKING:
-    from .generator import _Generator
+
+class _ArchiveSource(Protocol):
+    """What packing needs of the generator (named here, so this module does not import it)."""
+
+    export_date: str
+
+    def endpoints_json(self) -> bytes: ...
+
+    def media_entries(self, expiry: str) -> Iterator[tuple[str, bytes, bool]]: ...
 
 
 def _infer_archive(path: Path) -> str:
@@ -34,7 +41,7 @@ def _infer_archive(path: Path) -> str:
 
 
 
-def _pack(kind: str, out: Path, tmp: Path, gen: _Generator, media: bool, mtime: int) -> int:
+def _pack(kind: str, out: Path, tmp: Path, gen: _ArchiveSource, media: bool, mtime: int) -> int:
     """Put messages.json (and endpoints, media) into the archive.
 
     Returns the media files written (``media/<docid>.1.<ext>``) and every member under
