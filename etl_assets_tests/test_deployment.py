@@ -68,11 +68,13 @@ def test_the_image_installs_and_serves_the_code_location_outside_a_container(tmp
     assert len(installs) == 1, installs
     install = installs[0]
     assert install[:4] == ["python", "-m", "pip", "install"], install
-    # the image's command line; only the destination differs (dependencies are this venv's)
-    subprocess.run(
-        [sys.executable, *install[1:], "--no-deps", "--no-build-isolation", "--target", str(target)],
-        cwd=context, check=True, capture_output=True,
+    # the image's command line (its build requirements fetched as in the image); only the
+    # destination differs, and the dependencies are this venv's
+    built = subprocess.run(
+        [sys.executable, *install[1:], "--no-deps", "--target", str(target)],
+        cwd=context, capture_output=True, text=True,
     )
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-3000:]
     assert (target / "etl_assets" / "definitions.py").is_file()
 
     env = {**os.environ, "PYTHONPATH": str(target)}
