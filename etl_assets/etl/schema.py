@@ -299,6 +299,7 @@ MEDIA_FILE_COLUMNS = (
     Column("path", "text", "The file, relative to the artifact store."),
     Column("preference", "bigint", "Per docid the smallest wins: the content file before its preview."),
 )
+MEDIA_FILES_SCHEMA = pa.schema([pa.field(c.name, c.arrow_type) for c in MEDIA_FILE_COLUMNS])
 
 CALLS = _child(
     "calls",

@@ -65,7 +65,7 @@ from .containers import (
     sniff_container,
 )
 from ..locations import is_remote, location
-from .remote import open_remote, remote_identity
+from .remote import open_binary, remote_identity
 from .records import (
     MESSAGES_MEMBER,
     ConversationRecord,
@@ -167,7 +167,7 @@ class Extractor:
             return
         assert self.path is not None
         try:
-            f = open_remote(self.path) if is_remote(self.path) else open(self.path, "rb")
+            f = open_binary(self.path)
         except FileNotFoundError:
             raise InvalidExportError(self.name, "file not found") from None
         except IsADirectoryError:

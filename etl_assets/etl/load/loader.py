@@ -513,7 +513,6 @@ def _resolve_media_paths(cur: psycopg.Cursor, attachments: sql.Composed, media_f
             "UPDATE {} SET media_status = 'missing' WHERE media_status = 'pending' AND media_path IS NULL"
         ).format(attachments)
     )
-    cur.execute("DROP TABLE media_files")
 
 
 def _copy_part(cur: psycopg.Cursor, table: s.Table, target: sql.Composed, paths: list[Path]) -> int:

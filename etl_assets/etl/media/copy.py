@@ -35,7 +35,7 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from .. import durable
-from ..schema import MEDIA_FILE_COLUMNS
+from ..schema import MEDIA_FILES_SCHEMA
 from ..extract import ARCHIVE_ERRORS, Extractor, MediaEntry, MediaSource
 from ..faults import crash_point
 from ..pids import process_alive
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 MEDIA_DIR = "media"
 REPORTS_DIR = "media_copies"
 _CHUNK = 1 << 20
-MEDIA_FILES_SCHEMA = pa.schema([pa.field(c.name, c.arrow_type) for c in MEDIA_FILE_COLUMNS])
 
 MIB = 1 << 20
 DEFAULT_MAX_FILE_BYTES = 512 * MIB
@@ -147,11 +146,6 @@ def _media_batch(docids: list[str], paths: list[str], preferences: list[int]) ->
         [pa.array(docids, pa.string()), pa.array(paths, pa.string()), pa.array(preferences, pa.int64())],
         schema=MEDIA_FILES_SCHEMA,
     )
-
-
-def has_media(extractor: Extractor) -> bool:
-    """Whether the archive has media files (an export made with its files)."""
-    return bool(_media_entries(extractor))
 
 
 def count_media(extractor: Extractor) -> int:

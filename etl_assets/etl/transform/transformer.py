@@ -33,7 +33,7 @@ from ..config import ETLConfig, load_config
 from ..extract import ConversationRecord, Extractor, MemberIndex, MessageRecord, SplitPoint
 from ..faults import crash_point
 from ..heap import release_free_memory
-from ..media.copy import MEDIA_FILES_SCHEMA, has_media, media_file_batches
+from ..media.copy import count_media, media_file_batches
 from ..values import normalize_person_id
 from .rows import RowWriter
 from .sink import TableSink
@@ -391,10 +391,10 @@ def _close_sinks(sinks: dict[str, TableSink]) -> dict[str, int]:
 
 def _write_media_files(extractor: Extractor, work_dir: Path) -> bool:
     """List the archive's media files in the transformed export; whether it has any."""
-    if not has_media(extractor):
+    if not count_media(extractor):
         return False
     path = work_dir / schema.MEDIA_FILES_PART
-    with pq.ParquetWriter(path, MEDIA_FILES_SCHEMA) as writer:
+    with pq.ParquetWriter(path, schema.MEDIA_FILES_SCHEMA) as writer:
         for batch in media_file_batches(extractor):
             writer.write_batch(batch)
     durable.sync_files([path])
