@@ -13,13 +13,13 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import yaml
+from etl_assets_tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -49,12 +49,6 @@ def _build_context(into: Path) -> None:
             else:
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, destination)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _guide_blocks(language: str) -> list[str]:
@@ -90,7 +84,7 @@ def test_the_image_installs_and_serves_the_code_location_outside_a_container(tmp
 
     command = json.loads(_one("CMD")[0])
     assert command[0] == "dagster" and "--port" in command
-    port = _free_port()
+    port = free_port()
     command[command.index("--port") + 1] = str(port)
     assert _one("EXPOSE") == ["4000"]
     server = subprocess.Popen(

@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from psycopg import sql
 from etl_assets.etl.pipeline import ETLPipeline
 from etl_assets.samples import generate_export
 
-from .helpers import pipeline_config
+from .helpers import free_port, pipeline_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -73,12 +72,6 @@ def test_advanced_refuses_to_run_without_a_database_url(export, tmp_path: Path) 
     assert run.returncode == 2 and "ETL_DATABASE_URL" in run.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _request(port: int, method: str, path: str, body: bytes | None = None, chunked: bool = False) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
@@ -107,7 +100,7 @@ def test_web_upload_saves_safely_refuses_bad_uploads_and_shows_loads(
 ) -> None:
     data = export.path.read_bytes()
     limit = len(data) + 1000
-    port = _free_port()
+    port = free_port()
     inbox = tmp_path / "inbox"
     env = _env(tmp_path / "home", database_url, schema, ETL_INBOX=str(inbox), UPLOAD_MAX_BYTES=str(limit))
     server = subprocess.Popen([sys.executable, str(EXAMPLES / "web_upload.py"), "--host", "127.0.0.1", "--port", str(port)],

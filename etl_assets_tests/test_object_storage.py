@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from etl_assets_tests.helpers import published_exports, run_cli
+from etl_assets_tests.helpers import free_port, published_exports, run_cli
 
 SECRET = "s3-test-secret-key"
 
@@ -51,12 +51,6 @@ def _client(env: dict[str, str]):
         "s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name=env["AWS_DEFAULT_REGION"],
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _moto_process(port: int, **env: str) -> subprocess.Popen:
@@ -140,7 +134,7 @@ def test_a_missing_object_exits_2_with_one_line_naming_the_url(
 def test_an_unreachable_endpoint_exits_2_naming_the_url_without_the_secret(
     s3: dict[str, str], database_url: str, schema: str, tmp_path: Path
 ) -> None:
-    env = {**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}", "AWS_MAX_ATTEMPTS": "2"}
+    env = {**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "2"}
     url = "s3://archive/inbox/alice.tar"
     done = run_cli("load", url, "--database-url", database_url, "--schema", schema, home=tmp_path / "home",
                    env=env, timeout=300)
@@ -154,7 +148,7 @@ def test_refused_credentials_exit_2_naming_the_url_without_the_secret(
     s3: dict[str, str], database_url: str, schema: str, tmp_path: Path
 ) -> None:
     """A second server that checks credentials (moto's own switch), which knows no key at all."""
-    port = _free_port()
+    port = free_port()
     server = _moto_process(port, INITIAL_NO_AUTH_ACTION_COUNT="0")
     try:
         url = "s3://archive/inbox/alice.tar"
@@ -268,7 +262,7 @@ def test_an_outage_in_the_middle_of_a_load_fails_it_cleanly_and_the_rerun_ends_e
     from etl_assets_tests.helpers import drop_schema
 
     export = generate_export(tmp_path / "download.tar", messages=3000, seed=31)
-    port = _free_port()
+    port = free_port()
     env = {**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_MAX_ATTEMPTS": "2"}
 
     def bucket_with_the_export() -> None:

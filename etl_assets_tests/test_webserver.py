@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import shutil
@@ -26,15 +25,9 @@ from etl_assets.defs.partitions import partition_key_for
 from etl_assets.etl.extract.fingerprint import content_fingerprint
 from etl_assets.etl.warehouse.queries import Warehouse
 
-from etl_assets_tests.helpers import drop_schema, config_for_test
+from etl_assets_tests.helpers import config_for_test, drop_schema, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str) -> bytes:
@@ -64,7 +57,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory, database_url: str):
         "ETL_INBOX": str(config.inbox_dir),
         "ETL_ARTIFACTS": str(config.artifacts_dir),
     }
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "dagster_dev.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "dagster", "dev", "-m", "etl_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
