@@ -39,9 +39,9 @@ from ..errors import DatabaseError
 from ..faults import crash_point
 from .merge import MERGES, export_id_of, fill_one_to_one_names, table_sql
 from .first_load import FIRST_LOAD_TABLES, is_first_load, load_first
+from .media_statuses import MediaOutcome, settle_media_statuses
 
 log = logging.getLogger(__name__)
-MediaOutcome = dict[str, dict[str, str]]
 _MIGRATION_LOCK = 0x736B797065  # "skype": one advisory lock id for schema changes
 _PUBLISH_LOCK = 0x736B797066  # publishes run one at a time: no deadlocks between exports
 STAGE_CONNECTIONS = 2
@@ -358,7 +358,7 @@ class Loader:
             cur.execute(
                 "CREATE TEMP TABLE changed_messages (conversation_id text, message_id text, version bigint) ON COMMIT DROP"
             )
-            self._settle_media_statuses(cur, export, self._staging_table(s.ATTACHMENTS, tag), parquet_dir)
+            settle_media_statuses(cur, self._staging_table(s.ATTACHMENTS, tag), parquet_dir, export.media_outcome)
         for table in merged:
             started = time.perf_counter()
             changed[table.name] = self._publish_table(cur, table, tag, key)
@@ -369,7 +369,7 @@ class Loader:
         if first:
             copied = load_first(
                 cur, self._schema_sql, parquet_dir, key["export_id"],
-                lambda c, target: self._settle_media_statuses(c, export, target, parquet_dir),
+                lambda c, target: settle_media_statuses(c, target, parquet_dir, export.media_outcome),
             )
             changed.update(copied.rows)
             seconds.update(copied.seconds)
@@ -445,38 +445,6 @@ class Loader:
         ).fetchone()
         return {"export_id": export_id, "export_date": export_date}
 
-    def _settle_media_statuses(
-        self, cur: psycopg.Cursor, export: ExportInfo, attachments: sql.Composed, parquet_dir: Path
-    ) -> None:
-        """Attachments ``pending`` their media copy get their file and its outcome, in the publishing transaction.
-
-        ``attachments`` is the export's staged table, or the warehouse table during a first load.
-        Each gets ``media_path`` from the export's list of media files (a docid without a file is
-        ``missing``). The copy has finished by now (a copy running beside the load is waited for
-        here; its outcome lists every file not stored), so ``stored`` is published only for files
-        renamed into place complete.
-        """
-        _resolve_media_paths(cur, attachments, parquet_dir / s.MEDIA_FILES_PART)
-        outcome = export.media_outcome()
-        if outcome is None:
-            return
-        paths, statuses, notes = [], [], []
-        for status, files in outcome.items():
-            for path, note in files.items():
-                paths.append(path)
-                statuses.append(status)
-                notes.append(note)
-        if paths:
-            cur.execute(
-                sql.SQL(
-                    "UPDATE {} a SET media_status = o.status, media_note = o.note "
-                    "FROM unnest(%s::text[], %s::text[], %s::text[]) AS o(path, status, note) "
-                    "WHERE a.media_status = 'pending' AND a.media_path = o.path"
-                ).format(attachments),
-                (paths, statuses, notes),
-            )
-        cur.execute(sql.SQL("UPDATE {} SET media_status = 'stored' WHERE media_status = 'pending'").format(attachments))
-
     def _publish_table(self, cur: psycopg.Cursor, table: s.Table, tag: str, key: dict[str, object]) -> int:
         """Merge one staged table (``message_sources``: derived from the staged messages); rows changed."""
         staging = self._staging_table(s.MESSAGES if table is s.MESSAGE_SOURCES else table, tag)
@@ -488,31 +456,6 @@ class Loader:
             cur.execute("ANALYZE changed_messages")
         return count
 
-
-
-def _resolve_media_paths(cur: psycopg.Cursor, attachments: sql.Composed, media_files: Path) -> None:
-    """Set each ``pending`` attachment's ``media_path`` to its docid's preferred file; no file: ``missing``."""
-    if not media_files.exists():
-        return
-    cur.execute(
-        "CREATE TEMP TABLE media_files (doc_id text, path text, preference bigint) ON COMMIT DROP"
-    )
-    columns = s.MEDIA_FILE_COLUMNS
-    copy_batches(cur, sql.Identifier("media_files"), columns, parquet_batches([media_files], [c.name for c in columns]))
-    # both just filled: without statistics the planner joins them by nested loop (minutes at 100,000 files)
-    cur.execute(sql.SQL("ANALYZE media_files; ANALYZE {}").format(attachments))
-    cur.execute(
-        sql.SQL(
-            "UPDATE {} a SET media_path = f.path FROM ("
-            "SELECT DISTINCT ON (doc_id) doc_id, path FROM media_files ORDER BY doc_id, preference"
-            ") f WHERE a.media_status = 'pending' AND a.media_path IS NULL AND a.doc_id = f.doc_id"
-        ).format(attachments)
-    )
-    cur.execute(
-        sql.SQL(
-            "UPDATE {} SET media_status = 'missing' WHERE media_status = 'pending' AND media_path IS NULL"
-        ).format(attachments)
-    )
 
 
 def _copy_part(cur: psycopg.Cursor, table: s.Table, target: sql.Composed, paths: list[Path]) -> int:
