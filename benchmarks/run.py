@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import platform
@@ -42,6 +41,7 @@ import psycopg
 from psycopg import sql
 
 from etl_assets.etl.load.database import redact_url, resolve_database_url
+from etl_assets.samples.organisation import LATER_EDITED_SHARE, LATER_NEW_SHARE, earlier_document, rewrite_messages
 
 from benchmarks.contenders import CONTENDERS, Contender
 from benchmarks.report import error_line, write_report
@@ -54,8 +54,6 @@ SAMPLE_SECONDS = 0.05
 DEFAULT_SIZES = "50000,475000,2000000"
 DEFAULT_STOCK_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 MAIN_CASE = ("stock", True)
-#: The later export of the second-export case: this share of the messages is new, this share edited.
-LATER_NEW_SHARE, LATER_EDITED_SHARE = 0.10, 0.02
 
 
 @dataclass
@@ -143,48 +141,25 @@ def ensure_export(size: int, seed: int, heavy_share: float, media: bool) -> Expo
 def ensure_first_export(export: Export) -> Export:
     """Make the earlier export of ``export``'s account, for the second-export case.
 
-    The earlier file lacks the newest ``LATER_NEW_SHARE`` of every conversation's messages
-    and holds an older version (lower ``version``, other text) of ``LATER_EDITED_SHARE`` of
-    the rest, so loading ``export`` after it adds 10% and edits 2%, as a real later export does.
+    The earlier file (``samples.organisation.earlier_document``) lacks the newest
+    ``LATER_NEW_SHARE`` of every conversation's messages and holds an older version of
+    ``LATER_EDITED_SHARE`` of the rest, so loading ``export`` after it adds 10% and edits 2%,
+    as a real later export does.
     """
     first = export.path.with_name(export.path.stem + "_first.tar")
     if export.first_path and first.exists():
         return export
     print(f"deriving {first.name} ...", file=sys.stderr, flush=True)
-    with tarfile.open(export.path) as src, tarfile.open(first, "w") as dst:
-        for member in src:
-            data = src.extractfile(member) if member.isfile() else None
-            if member.name.removeprefix("./") == "messages.json" and data is not None:
-                document = json.load(data)
-                for conversation in document.get("conversations", []):
-                    messages = sorted(conversation.get("MessageList") or [], key=lambda m: str(m.get("originalarrivaltime")))
-                    keep = messages[: len(messages) - int(len(messages) * LATER_NEW_SHARE)]
-                    step = max(1, round(1 / LATER_EDITED_SHARE))
-                    for index, message in enumerate(keep):
-                        if index % step == step - 1 and isinstance(message.get("content"), str):
-                            keep[index] = {**message, "content": message["content"] + " (draft)",
-                                           "version": _older(message.get("version"))}
-                    conversation["MessageList"] = keep
-                body = json.dumps(document, ensure_ascii=False).encode()
-                member.size = len(body)
-                dst.addfile(member, io.BytesIO(body))
-                del document, body
-            else:
-                dst.addfile(member, data)
-            dst.members.clear()
+    with tarfile.open(export.path) as archive:
+        member = archive.extractfile("messages.json")
+        assert member is not None
+        document = json.load(member)
+    rewrite_messages(export.path, first, earlier_document(document, new_share=LATER_NEW_SHARE, edited_share=LATER_EDITED_SHARE))
+    del document
     export.first_path = first
     sidecar = export.path.with_suffix(".truth.json")
     sidecar.write_text(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(export).items() if k != "path"}, indent=1))
     return export
-
-
-def _older(version: Any) -> Any:
-    """A version that sorts before ``version`` (numbers and numeric strings)."""
-    try:
-        older = int(version) - 1000
-    except (TypeError, ValueError):
-        return 0
-    return str(older) if isinstance(version, str) else older
 
 
 # -- measurement --------------------------------------------------------------------------

@@ -62,6 +62,17 @@ def database_url(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def own_database(server_url: str) -> Iterator[str]:
+    """A database for one test alone: a Dagster daemon started on it sees no other test's runs."""
+    name = f"skype_etl_own_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield _with_database(server_url, name)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
 def schema(database_url: str) -> Iterator[str]:
     """A unique warehouse schema for one test, dropped after it."""
     name = f"t_{uuid.uuid4().hex[:10]}"

@@ -16,8 +16,8 @@ from etl_assets.etl.config import ETLConfig, load_config
 
 def config_for_test(tmp_path: Path, database_url: str, schema: str, **options: object) -> ETLConfig:
     """A configuration under ``tmp_path/home``: what the Definitions and resources of a test use."""
-    return load_config(home=str(tmp_path / "home"), database_url=database_url, schema_name=schema,
-                       batch_size=5000, workers=2, chunk_messages=100_000, **options)
+    return load_config(**{"home": str(tmp_path / "home"), "database_url": database_url, "schema_name": schema,
+                          "batch_size": 5000, "workers": 2, "chunk_messages": 100_000, **options})
 
 
 def run_cli(*args: str, home: Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -82,7 +82,7 @@ def test_archive_holds_every_conversation_and_rewrites_only_changed_ones(loaded,
     graph = build_definitions(config).resolve_asset_graph()
     node = graph.get(ARCHIVE)
     assert not node.is_partitioned
-    assert node.automation_condition is not None and "eager" in (node.automation_condition.get_label() or "").lower()
+    assert node.automation_condition is not None and node.automation_condition.get_label() == "after_loads"
     assert dg.AssetKey(["skype", "messages"]) in node.parent_keys
 
     meta = _run(config, instance, ARCHIVE)["skype/html_archive"]

@@ -11,18 +11,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
-import psycopg
 import pytest
 import yaml
-from psycopg import sql
 
-from etl_assets.defs.instance import DAGSTER_YAML, ensure_instance
+from etl_assets.defs.instance import dagster_yaml, ensure_instance
+from etl_assets.etl.config import load_config
 
 from etl_assets_tests.helpers import config_for_test
 
@@ -30,7 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_generated_instance_monitors_runs_and_retries_crashed_workers_only() -> None:
-    config = yaml.safe_load(DAGSTER_YAML)
+    config = yaml.safe_load(dagster_yaml(load_config(concurrent_runs=3)))
+    assert config["run_coordinator"]["config"]["max_concurrent_runs"] == 3
     monitoring = config["run_monitoring"]
     assert monitoring["enabled"] is True
     assert 60 <= monitoring["start_timeout_seconds"] <= 600
@@ -38,17 +35,6 @@ def test_generated_instance_monitors_runs_and_retries_crashed_workers_only() -> 
     assert monitoring["poll_interval_seconds"] <= 60
     assert monitoring["max_resume_run_attempts"] == 0  # the default launcher cannot resume a run
     assert config["run_retries"] == {"enabled": True, "max_retries": 2, "retry_on_asset_or_op_failure": False}
-
-
-@pytest.fixture
-def own_database(server_url: str) -> Iterator[str]:
-    """A database for this test alone: the daemon sees no other test's runs."""
-    name = f"skype_etl_retry_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _wait_for(what: str, condition, timeout: float, log: Path):

@@ -113,7 +113,7 @@ def test_many_and_huge_files_at_once_are_taken_in_over_ticks_within_the_read_bud
             before = _bytes_read_by_this_process()
             result = new_export_sensor(context)
             read = _bytes_read_by_this_process() - before
-            assert read <= budget + (64 << 10), f"tick {ticks} read {read} bytes"
+            assert read <= budget + (256 << 10), f"tick {ticks} read {read} bytes"  # + the instance's own storage
             assert len(result.run_requests) <= budget // (2 << 20)
             for request in result.run_requests:
                 path = request.run_config["ops"]["raw_export"]["config"]["path"]
@@ -141,3 +141,17 @@ def test_an_export_already_published_through_dagster_starts_no_run(tmp_path: Pat
         assert [r.partition_key.rsplit("-", 1)[0] for r in second.run_requests] == ["8_live_other_export"]
         assert key not in second.dynamic_partitions_requests[0].partition_keys
         assert _tick(instance, inbox, second.cursor).run_requests == []
+
+
+def test_an_export_whose_partition_a_backfill_added_starts_no_second_run(tmp_path: Path, small_export) -> None:
+    """Exports put in the inbox and backfilled at once: the backfill runs them, the sensor does not."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    backfilled, fresh = inbox / "8_live_backfilled_export.tar", inbox / "8_live_other_export.tar"
+    shutil.copy(small_export.path, backfilled)
+    fresh.write_bytes(small_export.path.read_bytes() + b"\0" * 1024)
+    with dg.instance_for_test() as instance:
+        key = partition_key_for(backfilled.name, content_fingerprint(backfilled).digest)
+        instance.add_dynamic_partitions(skype_exports.name, [key])  # not materialized: the backfill is queued
+        second = _tick(instance, inbox, _tick(instance, inbox, None).cursor)
+        assert [r.partition_key.rsplit("-", 1)[0] for r in second.run_requests] == ["8_live_other_export"]

@@ -7,41 +7,22 @@ UI after a run of its own.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import shutil
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
-from etl_assets.defs.instance import ensure_instance
 from etl_assets.defs.partitions import partition_key_for
 from etl_assets.etl.extract.fingerprint import content_fingerprint
 from etl_assets.etl.warehouse.queries import Warehouse
 
-from etl_assets_tests.helpers import config_for_test, drop_schema, free_port
+from etl_assets_tests.dagster_dev import add_partition, dev_environment, graphql, repository_selector
+from etl_assets_tests.dagster_dev import dagster_dev as start_dagster_dev
+from etl_assets_tests.helpers import config_for_test, drop_schema
 
 pytestmark = pytest.mark.slow
-
-
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read()
-
-
-def _graphql(base: str, query: str, variables: dict | None = None) -> dict:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(f"{base}/graphql", data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        document = json.loads(response.read())
-    assert "errors" not in document, document["errors"]
-    return document["data"]
 
 
 @pytest.fixture(scope="module")
@@ -49,62 +30,20 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory, database_url: str):
     tmp_path = tmp_path_factory.mktemp("dagster_dev")
     schema = f"ui_{uuid.uuid4().hex[:8]}"
     config = config_for_test(tmp_path, database_url, schema)
-    env = {
-        **os.environ,
-        **ensure_instance(config),
-        "ETL_DATABASE_URL": database_url,
-        "ETL_SCHEMA": schema,
-        "ETL_INBOX": str(config.inbox_dir),
-        "ETL_ARTIFACTS": str(config.artifacts_dir),
-    }
-    port = free_port()
-    log = open(tmp_path / "dagster_dev.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-m", "etl_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                info = json.loads(_get(f"{base}/server_info"))
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp_path / "dagster_dev.log").read_text()[-3000:])
-                time.sleep(1)
-        yield base, info, config, schema
+        with start_dagster_dev(dev_environment(config), tmp_path / "dagster_dev.log") as (base, info, _):
+            yield base, info, config, schema
     finally:
         drop_schema(database_url, schema)
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
 
 
 def _run_export(base: str, path: Path) -> str:
     """Add the export's partition and launch the export job for it through GraphQL; the run's final status."""
-    repos = _graphql(base, "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }")
-    repo = repos["repositoriesOrError"]["nodes"][0]
-    selector = {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"]}
-
+    selector = repository_selector(base)
     key = partition_key_for(path.name, content_fingerprint(path).digest)
-    added = _graphql(
-        base,
-        """mutation($selector: RepositorySelector!, $key: String!) {
-             addDynamicPartition(repositorySelector: $selector, partitionsDefName: "skype_exports", partitionKey: $key) {
-               __typename ... on PythonError { message } } }""",
-        {"selector": selector, "key": key},
-    )
-    assert added["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess", added
+    add_partition(base, selector, key)
 
-    launched = _graphql(
+    launched = graphql(
         base,
         """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
              __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
@@ -123,14 +62,14 @@ def _run_export(base: str, path: Path) -> str:
     deadline = time.monotonic() + 300
     status = None
     while time.monotonic() < deadline:
-        status = _graphql(base, '{ runOrError(runId: "%s") { ... on Run { status } } }' % run_id)["runOrError"]["status"]
+        status = graphql(base, '{ runOrError(runId: "%s") { ... on Run { status } } }' % run_id)["runOrError"]["status"]
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
         time.sleep(2)
     return status
 
 
-def test_webserver_runs_an_export_launched_through_graphql(dagster_dev, database_url: str, small_export) -> None:
+def test_webserver_runs_an_export_launched_throughgraphql(dagster_dev, database_url: str, small_export) -> None:
     base, info, settings, schema = dagster_dev
     assert "dagster_webserver_version" in info
     assert _run_export(base, small_export.path) == "SUCCESS"
@@ -163,6 +102,7 @@ def test_the_ui_shows_lineage_partitions_columns_and_phase_statistics(
         "/assets/raw_export?view=partitions": [key],
         "/assets/skype/messages": ["Row count", f"{rows:,}", "content_text", "sender_id"],
         "/assets/transformed_export?view=events": ["transform/messages_per_second", "transform/peak_rss_mb"],
+        "/assets/skype/exports?view=events": ["export/messages_per_second"],
         "/assets/skype/attachments?view=lineage&lineageScope=upstream": ["transformed_export", "export_media"],
     }
     with sync_playwright() as p:

@@ -21,7 +21,7 @@ from etl_assets.etl.load.database import resolve_database_url, sqlalchemy_url
 
 INSTANCE_SCHEMA = "dagster"
 
-DAGSTER_YAML = """\
+DAGSTER_YAML_TEMPLATE = """\
 # Written by skype-etl: Dagster's own storage in PostgreSQL (schema "dagster").
 storage:
   postgres:
@@ -31,7 +31,7 @@ run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
   config:
-    max_concurrent_runs: 2
+    max_concurrent_runs: {concurrent_runs}
 # The daemon fails runs stuck starting or canceling (a worker that never came up or
 # never went down). The default launcher cannot resume a run in a new worker.
 run_monitoring:
@@ -52,6 +52,11 @@ telemetry:
 """
 
 
+def dagster_yaml(config: ETLConfig) -> str:
+    """The instance's ``dagster.yaml`` for ``config`` (its run queue holds ``ETL_CONCURRENT_RUNS``)."""
+    return DAGSTER_YAML_TEMPLATE.format(concurrent_runs=config.concurrent_runs)
+
+
 def instance_url(database_url: str) -> str:
     """SQLAlchemy URL for dagster-postgres, using schema ``dagster`` of the same database."""
     parts = urlsplit(sqlalchemy_url(database_url))
@@ -68,8 +73,9 @@ def ensure_instance(config: ETLConfig) -> dict[str, str]:
     home = config.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     yaml_file = home / "dagster.yaml"
-    if not yaml_file.exists() or yaml_file.read_text() != DAGSTER_YAML:
-        yaml_file.write_text(DAGSTER_YAML)
+    wanted = dagster_yaml(config)
+    if not yaml_file.exists() or yaml_file.read_text() != wanted:
+        yaml_file.write_text(wanted)
     for folder in (config.inbox_dir, config.artifacts_dir):
         if not is_remote(folder):  # a bucket prefix needs no folder
             Path(folder).mkdir(parents=True, exist_ok=True)

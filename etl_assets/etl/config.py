@@ -105,6 +105,7 @@ class ETLConfig(PipelineOptions, BaseSettings):
 
     database_url: str | None = Field(default=None, repr=False, description="warehouse PostgreSQL (also holds Dagster's storage)", json_schema_extra=_shown("embedded server"))
     schema_name: str = Field(default="skype", validation_alias=AliasChoices("schema_name", "ETL_SCHEMA"), description="warehouse schema")
+    concurrent_runs: int = Field(default=2, gt=0, description="Dagster runs in progress at once (the run queue of the generated `dagster.yaml`); a backfill or a full inbox queues the rest")
 
     @field_validator("schema_name")
     @classmethod

@@ -6,8 +6,9 @@ when two ticks see it unchanged. Then it is fingerprinted (its size and first an
 MiB, ``etl/extract/fingerprint.py``): never the whole file, and no more than
 ``PipelineSettings.sensor_bytes_per_tick`` bytes in one tick, so any amount of data
 arriving at once is taken in over several ticks, each well within the sensor's time
-limit. Content already requested (under any name) starts nothing; changed content is a
-new partition. The full sha256 is computed by ``raw_export``, on the read that copies
+limit. Content already requested (under any name), already published, or already a
+partition (a backfill's, one added by hand) starts nothing; changed content is a new
+partition. The full sha256 is computed by ``raw_export``, on the read that copies
 the file.
 """
 
@@ -61,6 +62,7 @@ def new_export_sensor(context: dg.SensorEvaluationContext, pipeline_settings: Pi
     budget = pipeline_settings.sensor_bytes_per_tick
     spent = deferred = 0
     published: set[str] | None = None  # asked once per tick, when a new file needs it
+    known: set[str] = set()
     for path, identity in inbox_files(pipeline_settings.inbox_dir):
         before = cursor.pending.get(str(path))
         if before is None or before.get("stat") != identity:
@@ -95,8 +97,12 @@ def new_export_sensor(context: dg.SensorEvaluationContext, pipeline_settings: Pi
         cursor.requested[seen.digest] = key
         if published is None:
             published = published_partitions(context.instance)
+            known = set(context.instance.get_dynamic_partitions(skype_exports.name))
         if key in published:  # loaded already (the demo, a backfill): nothing to run
             context.log.info(f"{path.name}: already published as partition {key}")
+            continue
+        if key in known:  # a backfill's, or added by hand: whoever added it runs it
+            context.log.info(f"{path.name}: partition {key} exists already; not requesting a second run")
             continue
         new_keys.append(key)
         run_requests.append(

@@ -1,7 +1,7 @@
 """``skype/html_archive``: every conversation as HTML pages in the artifact store, kept current after loads.
 
-Unpartitioned and downstream of the warehouse tables; an eager automation condition has the
-daemon run it after a load changes them. Each run writes only the conversations whose
+Unpartitioned and downstream of the warehouse tables; its automation condition (``AFTER_LOADS``)
+has ``warehouse_refresh_sensor`` run it once the loads in progress are done. Each run writes only the conversations whose
 messages changed since the last one (``etl_assets.etl.read.export.archive``), and the
 statistics pictures on its index page.
 """
@@ -14,7 +14,7 @@ import dagster as dg
 from etl_assets.etl import schema as s
 
 from ..resources import PipelineSettings, PostgresResource
-from .assets import WAREHOUSE_GROUP, table_key
+from .assets import AFTER_LOADS, WAREHOUSE_GROUP, table_key
 from .plots import statistics_pictures
 
 ARCHIVE_DIR = "html_archive"
@@ -27,7 +27,7 @@ ARCHIVE_TABLES = (s.MESSAGES, s.CONVERSATIONS, s.PEOPLE, s.MEMBERSHIPS, s.ATTACH
     key=dg.AssetKey(["skype", "html_archive"]),
     deps=[table_key(t) for t in ARCHIVE_TABLES],
     group_name=WAREHOUSE_GROUP,
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=AFTER_LOADS,
     kinds={"html"},
     code_version="1",
 )

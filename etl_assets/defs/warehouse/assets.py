@@ -1,5 +1,6 @@
 """Warehouse assets: every table, published per export partition, and the analytics views over all exports."""
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +17,17 @@ WAREHOUSE_GROUP = "warehouse"
 WAREHOUSE_SCHEMA_FOR_SPECS = "skype"
 
 WAREHOUSE_TABLES = s.ALL_TABLES
+
+AFTER_LOADS = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after_loads")
+"""Refresh once the loads in progress are done: once after a backfill or a full inbox, not once per export.
+
+Unlike ``eager`` it does not wait for every export partition to exist: an export that failed
+for good (a damaged file) must not keep the views and pages of all the others stale.
+"""
 
 
 def table_key(table: s.Table) -> dg.AssetKey:
@@ -84,6 +96,8 @@ def skype_tables(
         "load/stage_seconds": result.stage_seconds,
         "load/publish_seconds": result.publish_seconds,
         "database": postgres.display_url(),
+        # end to end, extract to publish: plotted per export on the asset's page
+        "export/messages_per_second": pipeline.warehouse.export_throughput(transformed_export.sha256) or 0.0,
     }
     recorded, sourced, rejected = pipeline.warehouse.export_consistency(transformed_export.sha256)
     yield dg.AssetCheckResult(
@@ -118,15 +132,18 @@ def skype_tables(
     key=dg.AssetKey(["skype", "analytics"]),
     deps=[table_key(s.MESSAGES), table_key(s.CONVERSATIONS), table_key(s.PEOPLE)],
     group_name=WAREHOUSE_GROUP,
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=AFTER_LOADS,
     kinds={"postgres", "view"},
     code_version="1",
 )
-def skype_analytics(pipeline_settings: PipelineSettings, postgres: PostgresResource) -> dg.MaterializeResult:
-    """Views over all exports: conversation_stats, daily_activity, person_stats (kept current by automation).
+def skype_analytics(
+    context: dg.AssetExecutionContext, pipeline_settings: PipelineSettings, postgres: PostgresResource
+) -> dg.MaterializeResult:
+    """Views over all exports: conversation_stats, daily_activity, person_stats (refreshed after loads).
 
     Its metadata also shows messages per month, per hour of day and per person as pictures
-    (embedded in Markdown, and as PNG files under ``<artifacts>/statistics/``).
+    (embedded in Markdown, and as PNG files under ``<artifacts>/statistics/``), and the batch
+    of exports published since its last refresh, with their messages per second overall.
     """
     from etl_assets.etl.private import private_directory
     from etl_assets.etl.warehouse.analytics import create_views
@@ -134,7 +151,12 @@ def skype_analytics(pipeline_settings: PipelineSettings, postgres: PostgresResou
 
     from .plots import markdown, statistics_pictures
 
-    counts = create_views(Warehouse(postgres.url(), postgres.schema_name))
+    warehouse = Warehouse(postgres.url(), postgres.schema_name)
+    previous = context.instance.get_latest_materialization_event(context.asset_key)
+    batch = warehouse.batch_throughput(
+        datetime.fromtimestamp(previous.timestamp, timezone.utc) if previous is not None else None
+    )
+    counts = create_views(warehouse)
     pictures = statistics_pictures(postgres.url(), postgres.schema_name)
     folder = private_directory(Path(pipeline_settings.artifacts_dir) / "statistics")
     files = {}
@@ -148,5 +170,11 @@ def skype_analytics(pipeline_settings: PipelineSettings, postgres: PostgresResou
         metadata={f"{name}/row_count": count for name, count in counts.items()}
         | {"views": ", ".join(f"{postgres.schema_name}.{name}" for name in counts)}
         | {"statistics": dg.MetadataValue.md(markdown(pictures))}
+        | {
+            "batch/exports": batch.exports,
+            "batch/messages": batch.messages,
+            "batch/seconds": round(batch.seconds or 0.0, 1),
+            "batch/messages_per_second": batch.messages_per_second or 0.0,
+        }
         | files
     )

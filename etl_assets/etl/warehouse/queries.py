@@ -1,4 +1,4 @@
-"""Queries on a loaded warehouse: row counts, an export's consistency, phase statistics, the owner's name.
+"""Queries on a loaded warehouse: row counts, an export's consistency, phase statistics, throughput, the owner's name.
 
 The demo, the asset checks and metadata, the compatibility layer and the phase statistics
 read and annotate the warehouse here; the loader only creates and publishes.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from typing import NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -83,3 +85,46 @@ class Warehouse:
         )
         with self.connect() as conn:
             conn.cursor().executemany(statement, [tuple(row.get(n) for n in names) for row in rows])
+
+    def export_throughput(self, sha256: str) -> float | None:
+        """Messages per second of the export's latest extract, transform and load, end to end.
+
+        The media copy runs beside the load, so it adds no time of its own.
+        """
+        with self.connect() as conn:
+            messages, seconds = conn.execute(
+                sql.SQL(
+                    "SELECT (SELECT messages FROM {s}.exports WHERE sha256 = %(sha)s), sum(duration_seconds) FROM ("
+                    "SELECT DISTINCT ON (phase) duration_seconds FROM {s}.etl_phase_stats "
+                    "WHERE export_sha256 = %(sha)s AND phase IN ('extract', 'transform', 'load') "
+                    "ORDER BY phase, recorded_at DESC) latest"
+                ).format(s=self._schema_sql),
+                {"sha": sha256},
+            ).fetchone()
+        return round(messages / seconds, 1) if messages is not None and seconds else None
+
+    def batch_throughput(self, since: datetime | None) -> BatchThroughput:
+        """The exports published after ``since`` (all when ``None``): how many, their messages, and
+        their messages per second from the first phase's start to the last publish."""
+        with self.connect() as conn:
+            exports, messages, seconds = conn.execute(
+                sql.SQL(
+                    "WITH batch AS (SELECT sha256, messages, loaded_at FROM {s}.exports "
+                    "WHERE loaded_at > coalesce(%(since)s, '-infinity'::timestamptz)) "
+                    "SELECT count(*), coalesce(sum(messages), 0), extract(epoch FROM max(loaded_at) - ("
+                    "SELECT min(recorded_at - make_interval(secs => duration_seconds)) FROM {s}.etl_phase_stats "
+                    "WHERE export_sha256 IN (SELECT sha256 FROM batch))) FROM batch"
+                ).format(s=self._schema_sql),
+                {"since": since},
+            ).fetchone()
+        messages, seconds = int(messages), float(seconds) if seconds is not None else None
+        return BatchThroughput(exports, messages, seconds, round(messages / seconds, 1) if seconds else None)
+
+
+class BatchThroughput(NamedTuple):
+    """What a batch of loads published, and how fast."""
+
+    exports: int
+    messages: int
+    seconds: float | None
+    messages_per_second: float | None
