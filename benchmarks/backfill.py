@@ -107,10 +107,10 @@ def run_level(paths: list[Path], concurrency: int, admin_url: str, scratch: Path
             done.set()
             sampler.join()
         with psycopg.connect(url) as conn:
-            exports, messages = conn.execute("SELECT count(*), sum(messages) FROM skype.exports").fetchone()
+            exports, messages = conn.execute("SELECT count(*), coalesce(sum(messages), 0)::bigint FROM skype.exports").fetchone()
         return {
-            "concurrency": concurrency, "status": status, "exports": exports, "messages": int(messages or 0),
-            "wall_seconds": round(wall, 1), "messages_per_second": round((messages or 0) / wall, 1),
+            "concurrency": concurrency, "status": status, "exports": exports, "messages": messages,
+            "wall_seconds": round(wall, 1), "messages_per_second": round(messages / wall, 1),
             "peak_tree_mb": round(peak[0] / 2**20, 1), "peak_runs": peak[1],
         }
     finally:
