@@ -42,7 +42,8 @@ def test_every_field_is_read_from_its_variable_and_reaches_the_dagster_resource(
     resources = resources_from_config(config)
     carried = resources["pipeline_settings"].config(PostgresResource(database_url=config.database_url, schema_name=config.schema_name))
     assert carried == config  # every run-settable field travels to the run, none by hand
-    assert set(PipelineOptions.model_fields) == set(fields) - {"database_url", "schema_name"}
+    # the rest are the warehouse's and the instance's (its run queue), not a run's
+    assert set(PipelineOptions.model_fields) == set(fields) - {"database_url", "schema_name", "concurrent_runs"}
 
 
 def test_keywords_override_the_environment_and_the_config_is_frozen(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

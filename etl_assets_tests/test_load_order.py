@@ -175,3 +175,21 @@ def test_a_warehouse_from_the_previous_schema_is_upgraded_and_keeps_its_export_i
     assert ids[0] == (1, 4) and len(ids) == 2
     assert _values(database_url, schema, f"SELECT role FROM {{s}}.memberships WHERE conversation_id = '{GROUP}' "
                    f"AND person_id = '{BOB}'") == [("Admin",)]
+
+
+def test_an_organisations_exports_in_either_order_give_the_same_tables(database_url: str, tmp_path: Path) -> None:
+    """Colleagues' exports share a group chat whose media only one archive holds: its attachments
+    point at the stored file whichever export came first."""
+    from etl_assets.samples.organisation import generate_organisation
+
+    exports = generate_organisation(tmp_path / "org", exports=3, messages=150, seed=5)
+    schemas = {"forward": list(exports), "backward": list(reversed(exports))}
+    try:
+        for schema, order in schemas.items():
+            pipeline = ETLPipeline(pipeline_config(database_url, tmp_path / schema, schema))
+            for path in order:
+                pipeline.run(path)
+        assert table_checksums(database_url, "forward") == table_checksums(database_url, "backward")
+    finally:
+        for schema in schemas:
+            drop_schema(database_url, schema)

@@ -39,7 +39,7 @@ from ..errors import DatabaseError
 from ..faults import crash_point
 from .merge import MERGES, export_id_of, fill_one_to_one_names, table_sql
 from .first_load import FIRST_LOAD_TABLES, is_first_load, load_first
-from .media_statuses import MediaOutcome, settle_media_statuses
+from .media_statuses import MediaOutcome, settle_media_statuses, share_stored_media
 
 log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 0x736B797065  # "skype": one advisory lock id for schema changes
@@ -375,6 +375,8 @@ class Loader:
             seconds.update(copied.seconds)
             bulk_loaded = list(copied.rows)
             log.debug("first load: %s rows in %s s", copied.rows, copied.seconds)
+        attachments = table_sql(self._schema_sql, s.ATTACHMENTS)
+        share_stored_media(cur, attachments, attachments if first else self._staging_table(s.ATTACHMENTS, tag))
         cur.execute(fill_one_to_one_names(self._schema_sql))
         # After a first load the message table holds exactly this export's winning copies.
         winners = (

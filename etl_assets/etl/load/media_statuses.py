@@ -3,7 +3,8 @@
 The transform leaves every attachment with a docid ``pending`` when the archive has media
 files; here each gets its file (``media_path``, from the export's ``media_files.parquet``) and
 the media copy's outcome (``stored``, ``skipped``, ``damaged``), or ``missing`` when the
-archive has no file for its docid.
+archive has no file for its docid. Attachments of a docid another export stored share its file
+(``share_stored_media``), so the order of the loads does not change them.
 """
 
 from __future__ import annotations
@@ -76,4 +77,25 @@ def _resolve_media_paths(cur: psycopg.Cursor, attachments: sql.Composed, media_f
         sql.SQL(
             "UPDATE {} SET media_status = 'missing' WHERE media_status = 'pending' AND media_path IS NULL"
         ).format(attachments)
+    )
+
+
+def share_stored_media(cur: psycopg.Cursor, attachments: sql.Composed, staged: sql.Composed) -> None:
+    """Every attachment of a docid this export names points at the same stored file, whichever export stored it.
+
+    A message in two exports (a group chat both accounts exported) keeps the attachment rows of
+    the export that published it first; only one of the archives may hold the file. Once any
+    export has stored a docid's file, every attachment of that docid is ``stored`` at the first
+    such path (by name), so the outcome does not depend on the order of the loads. ``staged``
+    is this export's attachments (its staging table, or the warehouse table in a first load).
+    """
+    cur.execute(
+        sql.SQL(
+            "WITH stored AS (SELECT DISTINCT ON (doc_id) doc_id, media_path FROM ("
+            "SELECT doc_id, media_path FROM {staged} WHERE media_status = 'stored' AND doc_id IS NOT NULL "
+            "UNION ALL SELECT doc_id, media_path FROM {att} WHERE media_status = 'stored' "
+            "AND doc_id IN (SELECT doc_id FROM {staged})) s ORDER BY doc_id, media_path) "
+            "UPDATE {att} a SET media_path = f.media_path, media_status = 'stored', media_note = NULL FROM stored f "
+            "WHERE a.doc_id = f.doc_id AND (a.media_status IS DISTINCT FROM 'stored' OR a.media_path IS DISTINCT FROM f.media_path)"
+        ).format(att=attachments, staged=staged)
     )
