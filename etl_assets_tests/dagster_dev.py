@@ -16,7 +16,7 @@ from pathlib import Path
 from etl_assets.defs.instance import ensure_instance
 from etl_assets.etl.config import ETLConfig
 
-from etl_assets_tests.helpers import free_port
+from etl_assets_tests.helpers import free_port, stop_process_group
 
 
 def get(url: str) -> bytes:
@@ -73,11 +73,7 @@ def dagster_dev(env: dict[str, str], log_path: Path, *, timeout: float = 180) ->
                     time.sleep(1)
             yield base, info, process.pid
         finally:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            stop_process_group(process, signal.SIGINT, 60)
 
 
 def repository_selector(base: str) -> dict[str, str]:

@@ -1,17 +1,24 @@
-"""Helpers shared by tests: settings for Definitions, running the command, dropping schemas."""
+"""Helpers shared by tests: settings for Definitions, running the command, dropping schemas, waiting, stopping."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from etl_assets.etl.config import ETLConfig, load_config
+
+T = TypeVar("T")
 
 
 def config_for_test(tmp_path: Path, database_url: str, schema: str, **options: object) -> ETLConfig:
@@ -66,3 +73,24 @@ def restart_embedded(home: Path) -> None:
 
     stop_embedded(home)
     start_embedded(home)
+
+
+def wait_for(what: str, condition: Callable[[], T], timeout: float, log: Path, *, every: float = 1.0) -> T:
+    """``condition()``'s first truthy value within ``timeout`` seconds, or fail showing the end of ``log``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"timed out waiting for {what}; log:\n{log.read_text()[-4000:]}")
+
+
+def stop_process_group(process: subprocess.Popen, stop: signal.Signals, wait: float) -> None:
+    """Send ``stop`` to the process's group; kill the group if it has not ended within ``wait`` seconds."""
+    os.killpg(process.pid, stop)
+    try:
+        process.wait(wait)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

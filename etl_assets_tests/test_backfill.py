@@ -26,7 +26,7 @@ from etl_assets.samples.organisation import generate_organisation
 
 from etl_assets_tests.conftest import table_checksums
 from etl_assets_tests.dagster_dev import add_partition, dagster_dev, dev_environment, graphql, repository_selector
-from etl_assets_tests.helpers import config_for_test, pipeline_config
+from etl_assets_tests.helpers import config_for_test, pipeline_config, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.long]
 
@@ -73,16 +73,6 @@ class _PeakRuns(threading.Thread):
                 continue
 
 
-def _wait(what: str, condition, timeout: float, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(3)
-    pytest.fail(f"timed out waiting for {what}; log:\n{log.read_text()[-4000:]}")
-
-
 def test_a_backfill_of_50_exports_4_runs_at_a_time_equals_loading_them_one_after_another(
     tmp_path: Path, own_database: str
 ) -> None:
@@ -107,7 +97,7 @@ def test_a_backfill_of_50_exports_4_runs_at_a_time_equals_loading_them_one_after
             status = graphql(base, _BACKFILL, {"id": backfill})["partitionBackfillOrError"]["status"]
             return None if status == "REQUESTED" else status
 
-        status = _wait("the backfill", finished, 1500, log)
+        status = wait_for("the backfill", finished, 1500, log, every=3)
         peak.done.set()
         assert status == "COMPLETED_SUCCESS", status
         assert _runs(base, "SUCCESS") >= EXPORTS and _runs(base, "FAILURE") == 0
@@ -118,8 +108,8 @@ def test_a_backfill_of_50_exports_4_runs_at_a_time_equals_loading_them_one_after
         assert all(m["export/messages_per_second"] > 0 for m in published.values())
 
         # The refresh sensor runs the analytics and the archive once the batch is done, and not before.
-        analytics = _wait("the analytics' refresh", lambda: _materializations(base, ["skype", "analytics"]), 240, log)
-        archive = _wait("the archive's refresh", lambda: _materializations(base, ["skype", "html_archive"]), 240, log)
+        analytics = wait_for("the analytics' refresh", lambda: _materializations(base, ["skype", "analytics"]), 240, log, every=3)
+        archive = wait_for("the archive's refresh", lambda: _materializations(base, ["skype", "html_archive"]), 240, log, every=3)
         time.sleep(75)  # two more ticks of the refresh sensor: nothing left to refresh
         analytics = _materializations(base, ["skype", "analytics"])
         archive = _materializations(base, ["skype", "html_archive"])

@@ -20,7 +20,7 @@ import yaml
 from etl_assets.defs.instance import dagster_yaml, ensure_instance
 from etl_assets.etl.config import load_config
 
-from etl_assets_tests.helpers import config_for_test
+from etl_assets_tests.helpers import config_for_test, stop_process_group, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,16 +35,6 @@ def test_generated_instance_monitors_runs_and_retries_crashed_workers_only() -> 
     assert monitoring["poll_interval_seconds"] <= 60
     assert monitoring["max_resume_run_attempts"] == 0  # the default launcher cannot resume a run
     assert config["run_retries"] == {"enabled": True, "max_retries": 2, "retry_on_asset_or_op_failure": False}
-
-
-def _wait_for(what: str, condition, timeout: float, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}; daemon log:\n{log.read_text()[-4000:]}")
 
 
 @pytest.mark.slow
@@ -70,7 +60,7 @@ def test_killed_run_worker_ends_failed_and_one_retry_succeeds(
                 env=env, cwd=REPO, check=True, capture_output=True, timeout=120,
             )
             pid_file = tmp_path / "worker.pid"
-            _wait_for("the run worker to start", pid_file.exists, 180, log_path)
+            wait_for("the run worker to start", pid_file.exists, 180, log_path)
             (first,) = instance.get_runs()
             assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.STARTED
             (tmp_path / "killed").touch()  # the retry returns at once
@@ -81,17 +71,12 @@ def test_killed_run_worker_ends_failed_and_one_retry_succeeds(
                 retries = [r for r in runs if r.parent_run_id == first.run_id]
                 return retries if retries and all(r.is_finished for r in retries) else None
 
-            retries = _wait_for("the automatic retry to finish", retried_and_done, 240, log_path)
+            retries = wait_for("the automatic retry to finish", retried_and_done, 240, log_path)
             assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.FAILURE
             assert [r.status for r in retries] == [dg.DagsterRunStatus.SUCCESS]
             assert retries[0].tags.get("dagster/retry_number") == "1"
             time.sleep(3)
             assert len(instance.get_runs()) == 2  # one retry, no more
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
+        stop_process_group(daemon, signal.SIGTERM, 30)
         log.close()
